@@ -1,0 +1,148 @@
+"""The read API under ``/api/0/``, in Sentry's shapes, behind bearer tokens.
+
+Routes::
+
+    GET /api/0/projects/<org>/<project>/issues/     issues of a project, most recently seen first
+    GET /api/0/issues/<issue_id>/events/latest/     the newest event of an issue
+
+There is one organization: any ``<org>`` slug is accepted. Tokens come from ``[api] tokens``; with
+none configured every call is refused. Pagination follows Sentry's ``Link`` header with cursors.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+import orjson
+
+from .errors import AuthForbidden, AuthMissing, BadRequest, MethodNotAllowed, NotFound
+from .httpserver import Request, Response
+
+__all__ = ["ReadApi", "issue_to_api", "event_to_api"]
+
+_ISSUES_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/issues/?$")
+_LATEST_RE = re.compile(r"^/api/0/issues/(\d{1,18})/events/latest/?$")
+_MAX_LIMIT = 100
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def issue_to_api(issue: dict[str, Any]) -> dict[str, Any]:
+    """Render a stored issue with Sentry's field names."""
+    metadata = issue.get("metadata") or {}
+    return {
+        "id": str(issue["id"]),
+        "shortId": f"{issue['project'].upper()}-{issue['id']}",
+        "title": issue["title"],
+        "culprit": issue["culprit"],
+        "level": issue["level"],
+        "status": issue["status"],
+        "statusDetails": {},
+        "type": "error" if "type" in metadata else "default",
+        "metadata": metadata,
+        "project": {"id": str(issue["project_id"]), "slug": issue["project"], "name": issue["project"]},
+        "count": str(issue["count"]),
+        "userCount": 0,
+        "numComments": 0,
+        "isBookmarked": False,
+        "isPublic": False,
+        "hasSeen": False,
+        "assignedTo": None,
+        "firstSeen": _iso(issue["first_seen"]),
+        "lastSeen": _iso(issue["last_seen"]),
+    }
+
+
+def event_to_api(event: dict[str, Any]) -> dict[str, Any]:
+    """Render a stored event with Sentry's field names (``entries`` for the interfaces)."""
+    data = event["data"]
+    entries = []
+    for name in ("exception", "threads", "stacktrace", "breadcrumbs", "request", "logentry"):
+        if data.get(name):
+            entries.append({"type": "message" if name == "logentry" else name, "data": data[name]})
+    tags = data.get("tags") or []
+    return {
+        "id": event["event_id"],
+        "eventID": event["event_id"],
+        "groupID": str(event["issue_id"]) if event.get("issue_id") is not None else None,
+        "projectID": str(event["project_id"]),
+        "title": data.get("title", ""),
+        "culprit": data.get("culprit", ""),
+        "message": (data.get("logentry") or {}).get("formatted", ""),
+        "platform": data.get("platform"),
+        "type": data.get("type", "default"),
+        "metadata": data.get("metadata", {}),
+        "dateCreated": _iso(data.get("timestamp")),
+        "dateReceived": _iso(data.get("received")),
+        "release": data.get("release"),
+        "environment": data.get("environment"),
+        "tags": [{"key": k, "value": v} for k, v in tags if isinstance(k, str)] if isinstance(tags, list) else [],
+        "user": data.get("user"),
+        "contexts": data.get("contexts", {}),
+        "sdk": data.get("sdk"),
+        "fingerprints": data.get("fingerprint", []),
+        "entries": entries,
+    }
+
+
+class ReadApi:
+    """Answers ``/api/0/`` requests from a read-only store. Store calls run in worker threads."""
+
+    def __init__(self, store: Any, tokens: list[str]) -> None:
+        self.store = store
+        self.tokens = [token.encode() for token in tokens]
+
+    def _authorize(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthMissing("authentication credentials were not provided")
+        given = token.strip().encode()
+        if not any(hmac.compare_digest(given, known) for known in self.tokens):
+            raise AuthForbidden("invalid token")
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one API request. Raises RequestError (401, 403, 404, 405, 400)."""
+        self._authorize(request)
+        if request.method != "GET":
+            raise MethodNotAllowed(f"{request.method} is not allowed here")
+        match = _ISSUES_RE.match(request.path)
+        if match is not None:
+            return await self._issues(request, match.group(2))
+        match = _LATEST_RE.match(request.path)
+        if match is not None:
+            event = await anyio.to_thread.run_sync(self.store.latest_event, int(match.group(1)))
+            return Response(200, orjson.dumps(event_to_api(event)))
+        raise NotFound(f"no route for {request.path}")
+
+    async def _issues(self, request: Request, project: str) -> Response:
+        params = dict(parse_qsl(request.query))
+        try:
+            limit = min(max(int(params.get("limit", "25")), 1), _MAX_LIMIT)
+            offset = int(params.get("cursor", "0:0:0").split(":")[1])
+        except (ValueError, IndexError) as exc:
+            raise BadRequest("invalid limit or cursor") from exc
+        if offset < 0:
+            raise BadRequest("invalid cursor")
+        issues = await anyio.to_thread.run_sync(
+            lambda: self.store.list_issues(project, limit=limit + 1, offset=offset)
+        )
+        more = len(issues) > limit
+        base = request.path
+        links = [
+            f'<{base}?limit={limit}&cursor=0:{max(offset - limit, 0)}:1>; rel="previous"; '
+            f'results="{"true" if offset > 0 else "false"}"; cursor="0:{max(offset - limit, 0)}:1"',
+            f'<{base}?limit={limit}&cursor=0:{offset + limit}:0>; rel="next"; '
+            f'results="{"true" if more else "false"}"; cursor="0:{offset + limit}:0"',
+        ]
+        body = orjson.dumps([issue_to_api(issue) for issue in issues[:limit]])
+        return Response(200, body, [("Link", ", ".join(links))])

@@ -1,0 +1,207 @@
+"""The Pipeline: every channel and every stage, wired in one place.
+
+::
+
+    HTTP ─▶ relay ─[ingest]─▶ ingest ─[symbolicate]─▶ symbolicate ─[process]─▶ process ─[store]─▶ store
+
+``async with Pipeline(config) as pipeline:`` opens the store, builds the four channels from the
+configured channel backend, starts each stage's workers in one task group and (unless
+``http=False``) the HTTP front door. Leaving the block shuts down in order: stop accepting, let the
+relay's last requests finish, close the relay's sender, and let every stage drain its inbox into the
+next; after ``stages.drain_timeout`` whatever still runs is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import anyio
+import pluggy
+
+from .api import ReadApi
+from .channels import Channel, ChannelStats
+from .config import Config
+from .context import StageContext
+from .envelope import Envelope, parse_envelope
+from .errors import ConfigError, PipelineError
+from .httpserver import HttpLimits, HttpServer
+from .outcomes import OutcomeAggregator
+from .plugin_manager import collect, make_plugin_manager
+from .projects import ProjectKeys
+from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
+from .stages.relay import Relay
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("minisentry")
+
+# Each stage with the channel it consumes; it sends to the next stage's channel.
+_STAGES = (
+    ("ingest", IngestStage),
+    ("symbolicate", SymbolicateStage),
+    ("process", ProcessStage),
+    ("store", StoreStage),
+)
+
+
+class Pipeline:
+    """minisentry's whole pipeline, embeddable in another anyio program.
+
+    ``http=False`` runs the stages without the front door; feed it with :meth:`submit`. Entering
+    blocks on opening the store (in a worker thread) and binding the port. Raises ConfigError for an
+    unknown backend, StorageError when the store cannot be opened, PluginError for broken plugins.
+    """
+
+    def __init__(self, config: Config, *, http: bool = True, plugin_manager: pluggy.PluginManager | None = None) -> None:
+        self.config = config
+        self.http = http
+        self.pm = plugin_manager or make_plugin_manager()
+        self.outcomes = OutcomeAggregator()
+        self.channels: dict[str, Channel] = {}
+        self.store: Any = None
+        self.relay: Relay | None = None
+        self.server: HttpServer | None = None
+        self.context: StageContext | None = None
+        self._read_store: Any = None
+        self._task_group: Any = None
+        self._started = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> "Pipeline":
+        config = self.config
+        backends = collect(self.pm, "minisentry_register_channel_backends")
+        stores = collect(self.pm, "minisentry_register_stores")
+        if config.channels.backend not in backends:
+            raise ConfigError(f"channels.backend: unknown backend {config.channels.backend!r} "
+                              f"(registered: {', '.join(sorted(backends))})")
+        if config.storage.backend not in stores:
+            raise ConfigError(f"storage.backend: unknown store {config.storage.backend!r} "
+                              f"(registered: {', '.join(sorted(stores))})")
+        store_factory = stores[config.storage.backend]
+        self.store = await anyio.to_thread.run_sync(store_factory.open, config)
+        await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
+        self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
+        channel_factory = backends[config.channels.backend]
+        self.channels = {edge: channel_factory(edge, config.channels.capacity_of(edge)) for edge, _ in _STAGES}
+
+        self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook)
+        keys = ProjectKeys(self.store.project_keys)
+        await anyio.to_thread.run_sync(keys.reload)
+        api = ReadApi(self._read_store, config.api.tokens)
+        self.relay = Relay(config, keys, self.outcomes, api)
+
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        try:
+            self._start_stages()
+            self.relay.sender = self.channels["ingest"].sender()
+            for channel in self.channels.values():
+                await channel.close_originals()
+            if self.http:
+                server = config.server
+                self.server = HttpServer(self.relay, HttpLimits(
+                    max_connections=server.max_connections, max_header_bytes=server.max_header_bytes,
+                    max_pipelined_requests=server.max_pipelined_requests, read_timeout=server.read_timeout,
+                    keepalive_timeout=server.keepalive_timeout,
+                ))
+                await self._task_group.start(self.server.serve, server.host, server.port)
+        except BaseException as exc:
+            self._task_group.cancel_scope.cancel()
+            await self._task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self.relay.ready = True
+        self._started = time.monotonic()
+        return self
+
+    def _start_stages(self) -> None:
+        assert self.context is not None
+        names = [edge for edge, _ in _STAGES]
+        for index, (edge, stage_cls) in enumerate(_STAGES):
+            stage = stage_cls()
+            next_edge = names[index + 1] if index + 1 < len(names) else None
+            for _ in range(self.config.stages.concurrency_of(edge)):
+                inbox = self.channels[edge].receiver()
+                outbox = self.channels[next_edge].sender() if next_edge else None
+                self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{edge}")
+
+    async def _run_stage(self, stage: Any, inbox: Any, outbox: Any) -> None:
+        try:
+            await stage.run(inbox, outbox, self.context)
+        except Exception as exc:
+            log.exception("stage %s crashed", stage.name)
+            raise PipelineError(f"stage {stage.name} crashed: {exc}") from exc
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
+        with anyio.CancelScope(shield=True):
+            await self._stop_accepting()
+        self._task_group.cancel_scope.deadline = anyio.current_time() + self.config.stages.drain_timeout
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            if self._task_group.cancel_scope.cancel_called and exc_type is None:
+                log.warning("drain did not finish within %.1fs; in-flight work was cancelled",
+                            self.config.stages.drain_timeout)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._close_stores)
+
+    async def _stop_accepting(self) -> None:
+        assert self.relay is not None
+        self.relay.ready = False
+        if self.server is not None:
+            self.server.shutdown()
+            # Requests already being answered finish; their envelopes reach the channel first.
+            while self.server.active_requests:
+                await anyio.sleep(0.005)
+        if self.relay.sender is not None:
+            await self.relay.sender.aclose()
+            self.relay.sender = None
+
+    def _close_stores(self) -> None:
+        for store in (self._read_store, self.store):
+            if store is not None:
+                store.close()
+
+    # -- embedding API --------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        """The bound HTTP port (None without the front door)."""
+        return self.server.port if self.server is not None else None
+
+    def dsn(self, public_key: str, project_id: int) -> str:
+        """Return the DSN an SDK uses to send to this pipeline's front door."""
+        server = self.config.server
+        base = server.public_url.rstrip("/") or f"http://{server.host}:{self.port or server.port}"
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://{public_key}@{rest}/{project_id}"
+
+    async def submit(self, envelope: bytes | Envelope, project_id: int) -> str | None:
+        """Feed an envelope into the pipeline as a trusted caller (no key check); return its event id.
+
+        Raises InvalidEnvelope for malformed bytes, PipelineFull if the pipeline stays full.
+        """
+        if self.relay is None:
+            raise PipelineError("the pipeline is not running")
+        if isinstance(envelope, bytes):
+            envelope = parse_envelope(envelope)
+        return await self.relay.accept(envelope, project_id)
+
+    def statistics(self) -> list[ChannelStats]:
+        """Return a snapshot of every channel."""
+        return [channel.statistics() for channel in self.channels.values()]
+
+    def idle(self) -> bool:
+        """True when nothing is queued or in flight in any channel and no request is being answered."""
+        if self.server is not None and self.server.active_requests:
+            return False
+        return all(stats.depth == 0 and stats.in_flight == 0 and stats.senders_waiting == 0
+                   for stats in self.statistics())
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything accepted so far is stored. Raises TimeoutError after ``timeout``."""
+        with anyio.fail_after(timeout):
+            while not self.idle():
+                await anyio.sleep(0.005)

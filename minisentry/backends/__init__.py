@@ -1,0 +1,1 @@
+"""Backends: channels, stores and caches behind small protocols; plugins register them."""

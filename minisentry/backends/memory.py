@@ -1,0 +1,168 @@
+"""In-process channels on anyio memory object streams (the default backend).
+
+Messages are passed as Python objects, never serialized. Acknowledgements are tracked with the same
+in-order :class:`~minisentry.commits.CommitTracker` a Kafka channel uses, so ``in_flight`` and
+``acked`` mean the same thing everywhere and a drain can wait for them. What this backend cannot do
+is redeliver after the process dies: durability across a crash needs a persistent channel backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..channels import ChannelStats, Delivery
+from ..commits import CommitTracker
+
+__all__ = ["MemoryChannel", "MemorySender", "MemoryReceiver"]
+
+# In-flight work is bounded by the workers' own batch sizes; this is only a guard against a leak.
+_MAX_UNACKED = 1_000_000
+
+
+class MemoryChannel:
+    """A bounded in-memory channel. ``sender()``/``receiver()`` return fresh clones."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.capacity = capacity
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[int, Any]](capacity)
+        self._next_seq = 0
+        self._enqueued: deque[tuple[int, float]] = deque()
+        self._tracker = CommitTracker(_MAX_UNACKED)
+        self._peak = 0
+        self._sent = 0
+        self._acked = 0
+
+    def sender(self) -> "MemorySender":
+        """Return a new sender handle (a clone); close it when this producer is done."""
+        return MemorySender(self, self._send.clone())
+
+    def receiver(self) -> "MemoryReceiver":
+        """Return a new receiver handle (a clone)."""
+        return MemoryReceiver(self, self._receive.clone())
+
+    async def close_originals(self) -> None:
+        """Close the channel's own handles so only the clones decide when it ends."""
+        await self._send.aclose()
+        await self._receive.aclose()
+
+    def statistics(self) -> ChannelStats:
+        """Return depth, peak, waiting tasks, counters and the age of the oldest queued message."""
+        stats = self._send.statistics()
+        oldest = time.monotonic() - self._enqueued[0][1] if self._enqueued else 0.0
+        return ChannelStats(
+            name=self.name,
+            capacity=self.capacity,
+            depth=stats.current_buffer_used,
+            peak_depth=self._peak,
+            senders_waiting=stats.tasks_waiting_send,
+            receivers_waiting=stats.tasks_waiting_receive,
+            sent=self._sent,
+            acked=self._acked,
+            in_flight=len(self._tracker),
+            oldest_age=oldest,
+        )
+
+    # -- bookkeeping used by the handles ------------------------------------------------------
+
+    def _stamp(self) -> int:
+        seq = self._next_seq
+        self._next_seq += 1
+        self._enqueued.append((seq, time.monotonic()))
+        return seq
+
+    def _after_send(self) -> None:
+        self._sent += 1
+        depth = self._send.statistics().current_buffer_used
+        if depth > self._peak:
+            self._peak = depth
+
+    def _delivery(self, item: tuple[int, Any]) -> Delivery:
+        seq, message = item
+        # Sends cancelled while waiting leave stamps behind; they are older than this one.
+        while self._enqueued and self._enqueued[0][0] <= seq:
+            self._enqueued.popleft()
+        self._tracker.track(seq)
+
+        def ack() -> None:
+            self._tracker.done(seq)
+            self._acked += 1
+
+        return Delivery(message, ack)
+
+
+class MemorySender:
+    """A producer's handle on a :class:`MemoryChannel`."""
+
+    __slots__ = ("_channel", "_stream")
+
+    def __init__(self, channel: MemoryChannel, stream: MemoryObjectSendStream[tuple[int, Any]]) -> None:
+        self._channel = channel
+        self._stream = stream
+
+    async def send(self, message: Any) -> None:
+        """Send, waiting while the channel is full. Raises anyio.ClosedResourceError if closed."""
+        seq = self._channel._stamp()
+        await self._stream.send((seq, message))
+        self._channel._after_send()
+
+    def send_nowait(self, message: Any) -> None:
+        """Send without waiting. Raises anyio.WouldBlock when full."""
+        channel = self._channel
+        seq = channel._next_seq
+        self._stream.send_nowait((seq, message))
+        channel._next_seq += 1
+        channel._enqueued.append((seq, time.monotonic()))
+        channel._after_send()
+
+    async def aclose(self) -> None:
+        """Close this handle."""
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> "MemorySender":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class MemoryReceiver:
+    """A consumer's handle on a :class:`MemoryChannel`; iterate it for deliveries."""
+
+    __slots__ = ("_channel", "_stream")
+
+    def __init__(self, channel: MemoryChannel, stream: MemoryObjectReceiveStream[tuple[int, Any]]) -> None:
+        self._channel = channel
+        self._stream = stream
+
+    async def receive(self) -> Delivery:
+        """Wait for the next delivery. Raises anyio.EndOfStream once every sender is closed."""
+        return self._channel._delivery(await self._stream.receive())
+
+    def receive_nowait(self) -> Delivery:
+        """Take a buffered delivery. Raises anyio.WouldBlock or anyio.EndOfStream."""
+        return self._channel._delivery(self._stream.receive_nowait())
+
+    def __aiter__(self) -> "MemoryReceiver":
+        return self
+
+    async def __anext__(self) -> Delivery:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Close this handle."""
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> "MemoryReceiver":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,359 @@
+"""The SQLite event store: projects, keys, issues, events, transactions and outcomes.
+
+One writer (the store stage) writes batches in single transactions; readers (CLI, API, the relay's
+key lookup) open their own connections. WAL mode lets them read while the writer writes. Every write
+is idempotent: an event id already stored for its project is skipped, and its issue count is not
+bumped again, so redelivered messages are harmless.
+
+Methods block on disk I/O; async callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+import sqlite_utils
+
+from ..errors import NotFound, StorageError
+from ..messages import ProcessedEvent
+from ..outcomes import Outcome, OutcomeRow
+
+__all__ = ["SqliteStore"]
+
+_SCHEMA_VERSION = 1
+
+
+def _now() -> float:
+    return time.time()
+
+
+class SqliteStore:
+    """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
+
+    Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> "SqliteStore":
+        """Open (and for a writer, create and migrate) the database file."""
+        try:
+            if self.readonly:
+                if not self.path.exists():
+                    raise StorageError(f"no store at {self.path} (has `minisentry serve` run with this config?)")
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.row_factory = sqlite3.Row
+            self._conn = conn
+            if not self.readonly:
+                self._migrate(sqlite_utils.Database(conn))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open store {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot create store folder for {self.path}: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "SqliteStore":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self, db: sqlite_utils.Database) -> None:
+        if db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+            return
+        db["projects"].create({"id": int, "slug": str, "created": float}, pk="id", not_null={"slug"}, if_not_exists=True)
+        db["projects"].create_index(["slug"], unique=True, if_not_exists=True)
+        db["project_keys"].create(
+            {"public_key": str, "project_id": int, "is_active": int, "created": float},
+            pk="public_key", foreign_keys=[("project_id", "projects", "id")], if_not_exists=True,
+        )
+        db["issues"].create(
+            {"id": int, "project_id": int, "hash": str, "title": str, "culprit": str, "level": str,
+             "metadata": str, "count": int, "first_seen": float, "last_seen": float, "status": str},
+            pk="id", if_not_exists=True,
+        )
+        db["issues"].create_index(["project_id", "hash"], unique=True, if_not_exists=True)
+        db["issues"].create_index(["project_id", "last_seen"], if_not_exists=True)
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS events (
+                project_id INTEGER NOT NULL, event_id TEXT NOT NULL, issue_id INTEGER,
+                timestamp REAL, received REAL, level TEXT, title TEXT, platform TEXT,
+                release TEXT, environment TEXT, data TEXT NOT NULL,
+                PRIMARY KEY (project_id, event_id))"""
+        )
+        db["events"].create_index(["event_id"], if_not_exists=True)
+        db["events"].create_index(["issue_id", "timestamp"], if_not_exists=True)
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS transactions (
+                project_id INTEGER NOT NULL, event_id TEXT NOT NULL, name TEXT, op TEXT,
+                start_timestamp REAL, timestamp REAL, duration_ms REAL, received REAL, data TEXT NOT NULL,
+                PRIMARY KEY (project_id, event_id))"""
+        )
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS outcomes (
+                timestamp INTEGER NOT NULL, project_id INTEGER NOT NULL, outcome INTEGER NOT NULL,
+                reason TEXT NOT NULL, category TEXT NOT NULL, quantity INTEGER NOT NULL,
+                PRIMARY KEY (timestamp, project_id, outcome, reason, category))"""
+        )
+        db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("store is not open")
+        return self._conn
+
+    def _run(self, fn, *args: Any) -> Any:
+        with self._lock:
+            conn = self._db()
+            try:
+                return fn(conn, *args)
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageError(f"store {self.path}: {exc}") from exc
+
+    # -- projects and keys --------------------------------------------------------------------
+
+    def seed_projects(self, projects: Iterable[Any]) -> None:
+        """Insert or update the configured projects and their keys (config is the source of truth)."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            for project in projects:
+                conn.execute(
+                    "INSERT INTO projects(id, slug, created) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET slug = excluded.slug",
+                    (project.id, project.slug, _now()),
+                )
+                for key in project.keys:
+                    conn.execute(
+                        "INSERT INTO project_keys(public_key, project_id, is_active, created) VALUES (?, ?, 1, ?) "
+                        "ON CONFLICT(public_key) DO UPDATE SET project_id = excluded.project_id",
+                        (key, project.id, _now()),
+                    )
+            conn.execute("COMMIT")
+
+        self._run(run)
+
+    def create_project(self, slug: str) -> tuple[int, str]:
+        """Create a project with one new key; return ``(project_id, public_key)``.
+
+        Raises StorageError if the slug is taken.
+        """
+
+        def run(conn: sqlite3.Connection) -> tuple[int, str]:
+            conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("SELECT 1 FROM projects WHERE slug = ?", (slug,)).fetchone():
+                conn.execute("ROLLBACK")
+                raise StorageError(f"project {slug!r} already exists")
+            project_id = conn.execute("INSERT INTO projects(slug, created) VALUES (?, ?)", (slug, _now())).lastrowid
+            key = secrets.token_hex(16)
+            conn.execute(
+                "INSERT INTO project_keys(public_key, project_id, is_active, created) VALUES (?, ?, 1, ?)",
+                (key, project_id, _now()),
+            )
+            conn.execute("COMMIT")
+            return project_id, key
+
+        return self._run(run)
+
+    def project_keys(self) -> dict[str, tuple[int, bool]]:
+        """Return ``{public_key: (project_id, is_active)}`` for every key."""
+        rows = self._run(lambda c: c.execute("SELECT public_key, project_id, is_active FROM project_keys").fetchall())
+        return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+    def list_projects(self) -> list[dict[str, Any]]:
+        """Return every project with its keys, ordered by id."""
+
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            projects = [dict(row) for row in conn.execute("SELECT id, slug, created FROM projects ORDER BY id")]
+            keys: dict[int, list[str]] = {}
+            for row in conn.execute("SELECT public_key, project_id FROM project_keys WHERE is_active ORDER BY created"):
+                keys.setdefault(row[1], []).append(row[0])
+            for project in projects:
+                project["keys"] = keys.get(project["id"], [])
+            return projects
+
+        return self._run(run)
+
+    def project_by_slug(self, slug: str) -> dict[str, Any]:
+        """Return one project by slug. Raises NotFound."""
+        row = self._run(lambda c: c.execute("SELECT id, slug, created FROM projects WHERE slug = ?", (slug,)).fetchone())
+        if row is None:
+            raise NotFound(f"no project {slug!r}")
+        return dict(row)
+
+    # -- writes from the store stage ----------------------------------------------------------
+
+    def write_batch(self, events: list[ProcessedEvent], outcomes: list[OutcomeRow]) -> list[bool]:
+        """Store events and add outcome counts in one transaction; return which events were new.
+
+        An event whose (project, event id) is already stored is skipped; an ``accepted`` outcome is
+        counted for each new one.
+        """
+        return self._run(self._write_batch, events, outcomes)
+
+    def _write_batch(self, conn: sqlite3.Connection, events: list[ProcessedEvent], outcomes: list[OutcomeRow]) -> list[bool]:
+        conn.execute("BEGIN IMMEDIATE")
+        new: list[bool] = []
+        accepted: dict[tuple[int, int, str], int] = {}
+        for event in events:
+            inserted = self._insert_event(conn, event)
+            new.append(inserted)
+            if inserted:
+                category = "transaction" if event.item_type == "transaction" else "error"
+                minute = int(event.received // 60 * 60)
+                accepted[(minute, event.project_id, category)] = accepted.get((minute, event.project_id, category), 0) + 1
+        rows = [(m, p, int(Outcome.ACCEPTED), "", c, q) for (m, p, c), q in accepted.items()]
+        rows += [(o.timestamp, o.project_id, int(o.outcome), o.reason, o.category, o.quantity) for o in outcomes]
+        conn.executemany(
+            "INSERT INTO outcomes(timestamp, project_id, outcome, reason, category, quantity) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(timestamp, project_id, outcome, reason, category) DO UPDATE SET quantity = quantity + excluded.quantity",
+            rows,
+        )
+        conn.execute("COMMIT")
+        return new
+
+    def _insert_event(self, conn: sqlite3.Connection, event: ProcessedEvent) -> bool:
+        data = event.data
+        body = orjson.dumps(data).decode()
+        if event.item_type == "transaction":
+            start = data.get("start_timestamp")
+            duration = (event.timestamp - start) * 1000 if isinstance(start, (int, float)) else None
+            trace = (data.get("contexts") or {}).get("trace") or {}
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO transactions(project_id, event_id, name, op, start_timestamp, timestamp, "
+                "duration_ms, received, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.project_id, event.event_id, data.get("transaction"), trace.get("op"), start,
+                 event.timestamp, duration, event.received, body),
+            )
+            return cursor.rowcount == 1
+        if conn.execute(
+            "SELECT 1 FROM events WHERE project_id = ? AND event_id = ?", (event.project_id, event.event_id)
+        ).fetchone():
+            return False
+        issue_id = conn.execute(
+            """INSERT INTO issues(project_id, hash, title, culprit, level, metadata, count, first_seen, last_seen, status)
+               VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 'unresolved')
+               ON CONFLICT(project_id, hash) DO UPDATE SET
+                 count = count + 1,
+                 title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
+                 culprit = CASE WHEN excluded.last_seen >= last_seen THEN excluded.culprit ELSE culprit END,
+                 level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
+                 metadata = CASE WHEN excluded.last_seen >= last_seen THEN excluded.metadata ELSE metadata END,
+                 first_seen = min(first_seen, excluded.first_seen),
+                 last_seen = max(last_seen, excluded.last_seen)
+               RETURNING id""",
+            (event.project_id, event.group_hash, event.title, event.culprit, event.level,
+             orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO events(project_id, event_id, issue_id, timestamp, received, level, title, platform, release, "
+            "environment, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.project_id, event.event_id, issue_id, event.timestamp, event.received, event.level, event.title,
+             data.get("platform"), data.get("release"), data.get("environment"), body),
+        )
+        return True
+
+    # -- reads for the CLI and API --------------------------------------------------------------
+
+    def list_issues(self, project_slug: str | None = None, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Return issues, most recently seen first, optionally for one project. Raises NotFound."""
+        if project_slug is not None:
+            self.project_by_slug(project_slug)
+        sql = (
+            "SELECT i.id, p.slug AS project, i.project_id, i.title, i.culprit, i.level, i.count, i.first_seen, "
+            "i.last_seen, i.status, i.metadata FROM issues i JOIN projects p ON p.id = i.project_id"
+        )
+        params: list[Any] = []
+        if project_slug is not None:
+            sql += " WHERE p.slug = ?"
+            params.append(project_slug)
+        sql += " ORDER BY i.last_seen DESC, i.id DESC LIMIT ? OFFSET ?"
+        params += [limit, offset]
+        rows = self._run(lambda c: c.execute(sql, params).fetchall())
+        return [_issue_row(row) for row in rows]
+
+    def get_issue(self, issue_id: int) -> dict[str, Any]:
+        """Return one issue. Raises NotFound."""
+        row = self._run(lambda c: c.execute(
+            "SELECT i.id, p.slug AS project, i.project_id, i.title, i.culprit, i.level, i.count, i.first_seen, "
+            "i.last_seen, i.status, i.metadata FROM issues i JOIN projects p ON p.id = i.project_id WHERE i.id = ?",
+            (issue_id,),
+        ).fetchone())
+        if row is None:
+            raise NotFound(f"no issue {issue_id}")
+        return _issue_row(row)
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        """Return a stored event or transaction by id (any project). Raises NotFound."""
+        event_id = event_id.replace("-", "").lower()
+
+        def run(conn: sqlite3.Connection) -> Any:
+            row = conn.execute(
+                "SELECT project_id, event_id, issue_id, 'event' AS kind, data FROM events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            return row or conn.execute(
+                "SELECT project_id, event_id, NULL AS issue_id, 'transaction' AS kind, data FROM transactions "
+                "WHERE event_id = ?", (event_id,)
+            ).fetchone()
+
+        row = self._run(run)
+        if row is None:
+            raise NotFound(f"no event {event_id}")
+        return {"project_id": row[0], "event_id": row[1], "issue_id": row[2], "kind": row[3], "data": orjson.loads(row[4])}
+
+    def latest_event(self, issue_id: int) -> dict[str, Any]:
+        """Return the newest event of an issue. Raises NotFound."""
+        row = self._run(lambda c: c.execute(
+            "SELECT project_id, event_id, issue_id, data FROM events WHERE issue_id = ? "
+            "ORDER BY timestamp DESC, rowid DESC LIMIT 1", (issue_id,)
+        ).fetchone())
+        if row is None:
+            raise NotFound(f"no events for issue {issue_id}")
+        return {"project_id": row[0], "event_id": row[1], "issue_id": row[2], "data": orjson.loads(row[3])}
+
+    def counts(self) -> dict[str, int]:
+        """Return row counts of the main tables (events, transactions, issues)."""
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "transactions", "issues")}
+        return self._run(run)
+
+    def outcome_totals(self) -> list[dict[str, Any]]:
+        """Return outcome quantities summed over time, per project, outcome, reason and category."""
+        rows = self._run(lambda c: c.execute(
+            "SELECT project_id, outcome, reason, category, sum(quantity) FROM outcomes "
+            "GROUP BY project_id, outcome, reason, category ORDER BY project_id, outcome, category, reason"
+        ).fetchall())
+        return [{"project_id": r[0], "outcome": Outcome(r[1]).name.lower(), "reason": r[2], "category": r[3],
+                 "quantity": r[4]} for r in rows]
+
+
+def _issue_row(row: sqlite3.Row) -> dict[str, Any]:
+    issue = dict(row)
+    issue["metadata"] = orjson.loads(issue["metadata"]) if issue["metadata"] else {}
+    return issue

@@ -1,0 +1,265 @@
+"""The ``minisentry`` command line: serve, projects, issues, events, outcomes, plugins, config check."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from .config import Config, load_config
+from .errors import MinisentryError
+from .plugin_manager import describe_plugins, make_plugin_manager
+
+__all__ = ["cli", "main"]
+
+DEFAULT_CONFIG = "minisentry.toml"
+
+
+def _load(path: str | None) -> Config:
+    path = path or os.environ.get("MINISENTRY_CONFIG") or DEFAULT_CONFIG
+    if not Path(path).exists():
+        raise click.ClickException(
+            f"config file {path} not found; pass --config PATH (the repository's minisentry.toml is a good start)"
+        )
+    try:
+        return load_config(path)
+    except MinisentryError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _iso(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _open_store(ctx: click.Context) -> Any:
+    config = _load(ctx.obj["config_path"])
+    from .plugin_manager import collect
+
+    stores = collect(ctx.obj["pm"], "minisentry_register_stores")
+    if config.storage.backend not in stores:
+        raise click.ClickException(f"storage.backend: unknown store {config.storage.backend!r}")
+    try:
+        return config, stores[config.storage.backend].open(config, readonly=False)
+    except MinisentryError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _dsn(config: Config, key: str, project_id: int) -> str:
+    base = config.server.public_url.rstrip("/") or f"http://{config.server.host}:{config.server.port}"
+    scheme, _, rest = base.partition("://")
+    return f"{scheme}://{key}@{rest}/{project_id}"
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help=f"Config file (default: $MINISENTRY_CONFIG or ./{DEFAULT_CONFIG}).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """minisentry: Sentry's event-ingestion pipeline in one process."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    if "pm" not in ctx.obj:
+        ctx.obj["pm"] = make_plugin_manager()
+
+
+@cli.command()
+@click.option("--config", "serve_config", type=click.Path(dir_okay=False), default=None, help="Config file.")
+@click.option("--host", default=None, help="Override [server] host.")
+@click.option("--port", type=int, default=None, help="Override [server] port (0 picks a free port).")
+@click.pass_context
+def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: int | None) -> None:
+    """Run the pipeline and the HTTP front door until SIGINT/SIGTERM, then drain and exit 0."""
+    config = _load(serve_config or ctx.obj["config_path"])
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if overrides:
+        config = config.replace(server=overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        anyio.run(_serve, config, ctx.obj["pm"], backend=config.server.backend)
+    except MinisentryError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+async def _serve(config: Config, pm: Any) -> None:
+    from .app import Pipeline
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with Pipeline(config, plugin_manager=pm) as pipeline:
+            click.echo(f"minisentry listening on http://{config.server.host}:{pipeline.port} "
+                       f"(store: {config.storage.path})")
+            projects = await anyio.to_thread.run_sync(pipeline.store.list_projects)
+            for project in projects:
+                for key in project["keys"]:
+                    click.echo(f"DSN for project {project['slug']}: {pipeline.dsn(key, project['id'])}")
+            sys.stdout.flush()
+            async for signum in signals:
+                click.echo(f"received {signal.Signals(signum).name}, draining (up to "
+                           f"{config.stages.drain_timeout:g}s)")
+                sys.stdout.flush()
+                break
+    click.echo("stopped")
+
+
+@cli.group()
+def projects() -> None:
+    """List and create projects."""
+
+
+@projects.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def projects_list(ctx: click.Context, as_json: bool) -> None:
+    """List projects with their DSNs."""
+    config, store = _open_store(ctx)
+    with store:
+        rows = store.list_projects()
+    for row in rows:
+        row["dsns"] = [_dsn(config, key, row["id"]) for key in row["keys"]]
+        row["created"] = _iso(row["created"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['id']:>4}  {row['slug']:<24} {' '.join(row['dsns']) or '(no keys)'}")
+
+
+@projects.command("create")
+@click.argument("slug")
+@click.pass_context
+def projects_create(ctx: click.Context, slug: str) -> None:
+    """Create a project with a new key and print its DSN."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,49}", slug):
+        raise click.BadParameter("use lowercase letters, digits, '-' and '_' (max 50)", param_hint="SLUG")
+    config, store = _open_store(ctx)
+    with store:
+        try:
+            project_id, key = store.create_project(slug)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(_dsn(config, key, project_id))
+
+
+@cli.command()
+@click.option("--project", default=None, help="Only this project's issues (slug).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def issues(ctx: click.Context, project: str | None, limit: int, as_json: bool) -> None:
+    """List issues, most recently seen first."""
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            rows = store.list_issues(project, limit=limit)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for row in rows:
+        row["first_seen"] = _iso(row["first_seen"])
+        row["last_seen"] = _iso(row["last_seen"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no issues")
+    for row in rows:
+        click.echo(f"#{row['id']:<5} {row['level']:<8} {row['count']:>6}x  {row['project']:<12} {row['title']}"
+                   f"{'  (' + row['culprit'] + ')' if row['culprit'] else ''}  last seen {row['last_seen']}")
+
+
+@cli.group()
+def events() -> None:
+    """Inspect stored events."""
+
+
+@events.command("show")
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored event JSON.")
+@click.pass_context
+def events_show(ctx: click.Context, event_id: str, as_json: bool) -> None:
+    """Show one event or transaction by id."""
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            event = store.get_event(event_id)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(event, indent=2))
+        return
+    click.echo(_render_event(event))
+
+
+def _render_event(event: dict[str, Any]) -> str:
+    data = event["data"]
+    lines = [f"event {event['event_id']} ({event['kind']}, project {event['project_id']}, issue {event['issue_id']})",
+             f"title:    {data.get('title') or data.get('transaction') or ''}",
+             f"level:    {data.get('level', '')}   platform: {data.get('platform', '')}   "
+             f"time: {_iso(data.get('timestamp'))}"]
+    for exc in (data.get("exception") or {}).get("values") or []:
+        lines.append(f"{exc.get('type')}: {exc.get('value')}")
+        for frame in ((exc.get("stacktrace") or {}).get("frames") or [])[::-1]:
+            where = frame.get("module") or frame.get("filename") or "?"
+            mark = "*" if frame.get("in_app") else " "
+            lines.append(f"  {mark} {where} in {frame.get('function')} line {frame.get('lineno')}")
+            if frame.get("context_line"):
+                lines.append(f"        {frame['context_line'].strip()}")
+    logentry = data.get("logentry") or {}
+    if logentry.get("formatted"):
+        lines.append(f"message:  {logentry['formatted']}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def outcomes(ctx: click.Context, as_json: bool) -> None:
+    """Show outcome totals: what was accepted, filtered, rate limited or invalid, and why."""
+    _, store = _open_store(ctx)
+    with store:
+        rows = store.outcome_totals()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"project {row['project_id']:<4} {row['outcome']:<14} {row['category']:<12} "
+                   f"{row['reason'] or '-':<24} {row['quantity']}")
+
+
+@cli.command()
+@click.pass_context
+def plugins(ctx: click.Context) -> None:
+    """List loaded plugins, their versions and the hooks each implements."""
+    for info in describe_plugins(ctx.obj["pm"]):
+        click.echo(f"{info.name} {info.version}: {', '.join(info.hooks) or '(no hooks)'}")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Work with the config file."""
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Validate the config file and print a summary."""
+    config = _load(ctx.obj["config_path"])
+    click.echo(f"{config.source}: ok ({len(config.projects)} project(s), store {config.storage.path}, "
+               f"channels {config.channels.backend})")
+
+
+def main() -> None:
+    """Entry point of the ``minisentry`` script."""
+    pm = make_plugin_manager()
+    pm.hook.minisentry_register_commands(cli=cli)
+    cli(obj={"pm": pm})

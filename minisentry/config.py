@@ -1,0 +1,293 @@
+"""Load ``minisentry.toml`` into frozen dataclasses, validating everything up front.
+
+Unknown keys and wrong types are :class:`~minisentry.errors.ConfigError` naming the key
+(``storage.pathh``). Relative paths are resolved against the config file's folder. A string value
+written as ``{ env = "NAME" }`` is read from the environment variable ``NAME`` (for secrets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+
+__all__ = [
+    "Config",
+    "ServerConfig",
+    "LimitsConfig",
+    "StorageConfig",
+    "ChannelsConfig",
+    "StagesConfig",
+    "ApiConfig",
+    "ProjectConfig",
+    "load_config",
+    "config_from_dict",
+]
+
+_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+STAGE_EDGES = ("ingest", "symbolicate", "process", "store")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """``[server]``: the HTTP front door."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend: str = "trio"
+    public_url: str = ""
+    max_connections: int = 1024
+    max_header_bytes: int = 65536
+    max_pipelined_requests: int = 64
+    read_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitsConfig:
+    """``[limits]``: sizes in bytes, applied after decompression."""
+
+    max_event_bytes: int = 1024 * 1024
+    max_envelope_bytes: int = 200 * 1024 * 1024
+    max_api_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    """``[storage]``: the event store (``backend`` names a registered store; SQLite by default)."""
+
+    backend: str = "sqlite"
+    path: Path = Path("minisentry.sqlite")
+    batch_size: int = 1000
+    flush_interval: float = 0.02
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelsConfig:
+    """``[channels]``: which channel backend and how many messages each edge may buffer."""
+
+    backend: str = "memory"
+    capacity: int = 2048
+    capacities: dict[str, int] = field(default_factory=dict)
+
+    def capacity_of(self, edge: str) -> int:
+        """Return the configured capacity of the channel feeding stage ``edge``."""
+        return self.capacities.get(edge, self.capacity)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagesConfig:
+    """``[stages]``: per-stage concurrency and the relay's wait before answering 429."""
+
+    concurrency: dict[str, int] = field(default_factory=dict)
+    enqueue_timeout: float = 0.5
+    retry_after: int = 2
+    drain_timeout: float = 10.0
+
+    def concurrency_of(self, stage: str) -> int:
+        """Return how many workers run stage ``stage`` (default 1)."""
+        return self.concurrency.get(stage, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    """``[api]``: bearer tokens accepted by the ``/api/0/`` read API."""
+
+    tokens: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectConfig:
+    """``[[projects]]``: a project and its 32-hex public keys, seeded into the store at startup."""
+
+    id: int
+    slug: str
+    keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole validated configuration; ``source`` is the file it came from, if any."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    channels: ChannelsConfig = field(default_factory=ChannelsConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    projects: list[ProjectConfig] = field(default_factory=list)
+    plugins: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    def replace(self, **sections: Any) -> "Config":
+        """Return a copy with whole sections or nested fields replaced (``server={"port": 0}``)."""
+        changes = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if isinstance(value, dict) and dataclasses.is_dataclass(current):
+                value = dataclasses.replace(current, **value)
+            changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML config file. Blocks on file I/O.
+
+    Raises ConfigError if the file is missing, is not TOML, or holds an invalid or unknown key.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_dict(raw, base_dir=path.resolve().parent, source=path, label=str(path))
+
+
+def config_from_dict(
+    raw: dict[str, Any], *, base_dir: Path | None = None, source: Path | None = None, label: str = "config"
+) -> Config:
+    """Validate a parsed config mapping; relative paths resolve against ``base_dir`` (or the cwd).
+
+    Raises ConfigError naming the offending key.
+    """
+    base_dir = base_dir or Path.cwd()
+    known = {f.name for f in dataclasses.fields(Config)} - {"source"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{label}: unknown key {key!r}")
+    sections: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        if f.name in ("source", "projects", "plugins") or f.name not in raw:
+            continue
+        cls = get_type_hints(Config)[f.name]
+        sections[f.name] = _build(cls, raw[f.name], f.name, label)
+    if "plugins" in raw:
+        sections["plugins"] = _check_type(raw["plugins"], dict[str, Any], "plugins", label)
+    projects_raw = raw.get("projects", [])
+    if not isinstance(projects_raw, list):
+        raise ConfigError(f"{label}: 'projects' must be an array of tables ([[projects]])")
+    sections["projects"] = [
+        _build(ProjectConfig, item, f"projects[{index}]", label) for index, item in enumerate(projects_raw)
+    ]
+    config = Config(source=source, **sections)
+    storage_path = config.storage.path
+    if not storage_path.is_absolute():
+        config = config.replace(storage={"path": (base_dir / storage_path).resolve()})
+    _validate(config, label)
+    return config
+
+
+def _build(cls: type, raw: Any, where: str, label: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: {where!r} must be a table")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in names:
+            raise ConfigError(f"{label}: unknown key {where}.{key!r}")
+        values[key] = _check_type(_resolve_env(value, f"{where}.{key}", label), hints[key], f"{where}.{key}", label)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        raise ConfigError(f"{label}: {where} is missing required key(s) {', '.join(missing)}") from exc
+
+
+def _resolve_env(value: Any, where: str, label: str) -> Any:
+    if isinstance(value, dict) and set(value) == {"env"}:
+        name = value["env"]
+        if not isinstance(name, str) or name not in os.environ:
+            raise ConfigError(f"{label}: {where} reads environment variable {name!r}, which is not set")
+        return os.environ[name]
+    if isinstance(value, list):
+        return [_resolve_env(item, where, label) for item in value]
+    return value
+
+
+def _check_type(value: Any, hint: Any, where: str, label: str) -> Any:
+    origin = get_origin(hint)
+    if hint is Any:
+        return value
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{label}: {where} must be a string path")
+        return Path(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{label}: {where} must be a number, got {value!r}")
+        return float(value)
+    if hint in (int, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{label}: {where} must be {hint.__name__}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{label}: {where} must be a list")
+        (item_hint,) = get_args(hint)
+        return [_check_type(item, item_hint, f"{where}[{i}]", label) for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{label}: {where} must be a table")
+        _, value_hint = get_args(hint)
+        return {k: _check_type(v, value_hint, f"{where}.{k}", label) for k, v in value.items()}
+    raise ConfigError(f"{label}: {where} has an unsupported type")  # pragma: no cover - programming error
+
+
+def _validate(config: Config, label: str) -> None:
+    def positive(where: str, value: float) -> None:
+        if value <= 0:
+            raise ConfigError(f"{label}: {where} must be greater than 0, got {value!r}")
+
+    server = config.server
+    if not 0 <= server.port <= 65535:
+        raise ConfigError(f"{label}: server.port must be 0..65535, got {server.port}")
+    if server.backend not in ("trio", "asyncio"):
+        raise ConfigError(f"{label}: server.backend must be 'trio' or 'asyncio', got {server.backend!r}")
+    for name in ("max_connections", "max_header_bytes", "max_pipelined_requests", "read_timeout", "keepalive_timeout"):
+        positive(f"server.{name}", getattr(server, name))
+    for f in dataclasses.fields(LimitsConfig):
+        positive(f"limits.{f.name}", getattr(config.limits, f.name))
+    positive("storage.batch_size", config.storage.batch_size)
+    positive("storage.flush_interval", config.storage.flush_interval)
+    positive("channels.capacity", config.channels.capacity)
+    for edge, capacity in config.channels.capacities.items():
+        if edge not in STAGE_EDGES:
+            raise ConfigError(f"{label}: unknown key channels.capacities.{edge!r} (stages: {', '.join(STAGE_EDGES)})")
+        positive(f"channels.capacities.{edge}", capacity)
+    for stage, count in config.stages.concurrency.items():
+        if stage not in STAGE_EDGES:
+            raise ConfigError(f"{label}: unknown key stages.concurrency.{stage!r} (stages: {', '.join(STAGE_EDGES)})")
+        positive(f"stages.concurrency.{stage}", count)
+    if config.stages.concurrency.get("store", 1) != 1:
+        raise ConfigError(f"{label}: stages.concurrency.store must be 1 (one writer per store)")
+    positive("stages.enqueue_timeout", config.stages.enqueue_timeout)
+    if not 1 <= config.stages.retry_after <= 60:
+        raise ConfigError(f"{label}: stages.retry_after must be 1..60 seconds")
+    positive("stages.drain_timeout", config.stages.drain_timeout)
+    seen_ids: set[int] = set()
+    seen_slugs: set[str] = set()
+    seen_keys: set[str] = set()
+    for index, project in enumerate(config.projects):
+        where = f"projects[{index}]"
+        if project.id <= 0 or project.id in seen_ids:
+            raise ConfigError(f"{label}: {where}.id must be a unique positive integer, got {project.id}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,49}", project.slug) or project.slug in seen_slugs:
+            raise ConfigError(f"{label}: {where}.slug must be a unique lowercase slug, got {project.slug!r}")
+        for key in project.keys:
+            if not _KEY_RE.match(key) or key in seen_keys:
+                raise ConfigError(f"{label}: {where}.keys: {key!r} is not a unique 32-hex public key")
+            seen_keys.add(key)
+        seen_ids.add(project.id)
+        seen_slugs.add(project.slug)

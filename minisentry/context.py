@@ -1,0 +1,29 @@
+"""What every stage may use besides its channels: config, outcome counting, the store, hooks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Config
+from .outcomes import OutcomeAggregator
+
+__all__ = ["StageContext"]
+
+
+@dataclass(slots=True)
+class StageContext:
+    """Shared, long-lived services handed to each stage's ``run``.
+
+    ``store`` is the event store (blocking methods: call them in a worker thread). ``hooks`` is the
+    pipeline's pluggy hook relay. ``stored`` counts events the store wrote (new rows only).
+    """
+
+    config: Config
+    outcomes: OutcomeAggregator
+    store: Any
+    hooks: Any = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("minisentry"))
+    stored: int = 0
+    duplicates: int = 0

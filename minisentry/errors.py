@@ -1,0 +1,146 @@
+"""minisentry's one error tree.
+
+Library exceptions (sqlite3, orjson, brotli, zlib, zstandard, httptools, tomllib, sentry_relay)
+are translated at the boundary with ``raise X(...) from exc``; callers only ever see these::
+
+    MinisentryError
+    ├── ConfigError                 the config file or a setting is wrong (the operator's fault)
+    ├── PluginError                 a plugin failed to load or registered something invalid
+    ├── RequestError                the client sent something we refuse; carries an HTTP status
+    │   ├── BadRequest              400: malformed HTTP, envelope, JSON or encoding
+    │   │   └── InvalidEnvelope     400: the envelope framing or headers are broken
+    │   ├── AuthMissing             401: no credentials at all
+    │   ├── AuthForbidden           403: unknown/disabled key, or a key of another project
+    │   ├── NotFound                404: no such route, project or object
+    │   ├── MethodNotAllowed        405
+    │   ├── PayloadTooLarge         413: over a size limit (checked after decompression)
+    │   ├── UnsupportedEncoding     415: a Content-Encoding we do not decode
+    │   └── PipelineFull            429: the pipeline cannot take more right now
+    ├── StorageError                the event store failed (disk full, corrupt file, locked)
+    └── PipelineError               a stage crashed or the pipeline was used in the wrong state
+
+Per-item failures (an event that cannot be normalized) are *not* exceptions that stop a stage: they
+become outcomes (see ``outcomes.py``). An exception escaping a stage means the stage is broken.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MinisentryError",
+    "ConfigError",
+    "PluginError",
+    "RequestError",
+    "BadRequest",
+    "InvalidEnvelope",
+    "AuthMissing",
+    "AuthForbidden",
+    "NotFound",
+    "MethodNotAllowed",
+    "PayloadTooLarge",
+    "UnsupportedEncoding",
+    "PipelineFull",
+    "StorageError",
+    "PipelineError",
+]
+
+
+class MinisentryError(Exception):
+    """Base of every error minisentry raises on purpose."""
+
+
+class ConfigError(MinisentryError):
+    """The configuration is invalid; the message names the file and the offending key."""
+
+
+class PluginError(MinisentryError):
+    """A plugin failed to load, or registered something invalid; the message names the plugin."""
+
+
+class RequestError(MinisentryError):
+    """A client request that is refused with ``status``; ``detail`` is shown to the client.
+
+    ``reason`` is the outcome reason recorded for the refused data (e.g. ``too_large``).
+    """
+
+    status = 400
+    reason = "invalid"
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if reason is not None:
+            self.reason = reason
+
+
+class BadRequest(RequestError):
+    """400: the request is malformed."""
+
+    status = 400
+    reason = "payload"
+
+
+class InvalidEnvelope(BadRequest):
+    """400: the envelope's framing, headers or item lengths are broken."""
+
+    reason = "invalid_envelope"
+
+
+class AuthMissing(RequestError):
+    """401: the request carries no credentials."""
+
+    status = 401
+    reason = "auth_missing"
+
+
+class AuthForbidden(RequestError):
+    """403: the key is unknown, disabled or belongs to another project."""
+
+    status = 403
+    reason = "project_id"
+
+
+class NotFound(RequestError):
+    """404: no such route or object."""
+
+    status = 404
+    reason = "not_found"
+
+
+class MethodNotAllowed(RequestError):
+    """405: the route exists but not for this method."""
+
+    status = 405
+    reason = "method"
+
+
+class PayloadTooLarge(RequestError):
+    """413: a size limit was exceeded (limits apply to decompressed bytes, while streaming)."""
+
+    status = 413
+    reason = "too_large"
+
+
+class UnsupportedEncoding(RequestError):
+    """415: the Content-Encoding is not one of identity, gzip, deflate, br, zstd."""
+
+    status = 415
+    reason = "payload"
+
+
+class PipelineFull(RequestError):
+    """429: the pipeline's first channel stayed full; the client should retry after ``retry_after``."""
+
+    status = 429
+    reason = "backpressure"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class StorageError(MinisentryError):
+    """The event store failed (I/O error, corrupt or locked database)."""
+
+
+class PipelineError(MinisentryError):
+    """A stage crashed, or the pipeline was used in a state that does not allow it."""

@@ -1,0 +1,28 @@
+"""pluggy hook specifications. The reference with examples is README.md's "Plugins" section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+__all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
+
+PROJECT_NAME = "minisentry"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def minisentry_register_channel_backends() -> list[Any]:
+    """Return channel backends: objects with ``name`` that build a channel from ``(name, capacity)``."""
+
+
+@hookspec
+def minisentry_register_stores() -> list[Any]:
+    """Return event stores: objects with ``name`` and ``open(config, readonly) -> store``."""
+
+
+@hookspec
+def minisentry_register_commands(cli: Any) -> None:
+    """Add click commands to the ``minisentry`` command group."""

@@ -1,0 +1,56 @@
+"""The messages that travel between stages.
+
+relay → ingest carries a whole accepted envelope; ingest → symbolicate → process carries one event;
+process → store carries the normalized event with its grouping. Large bodies (attachments,
+minidumps) will travel as keys into a payload store, not inline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .envelope import Envelope
+
+__all__ = ["EnvelopeMessage", "EventMessage", "ProcessedEvent"]
+
+
+@dataclass(slots=True)
+class EnvelopeMessage:
+    """An envelope the relay accepted for ``project_id`` (already authenticated and size-checked)."""
+
+    project_id: int
+    public_key: str
+    received: float
+    envelope: Envelope
+    remote_addr: str | None = None
+
+
+@dataclass(slots=True)
+class EventMessage:
+    """One event or transaction on its way to processing; ``payload`` is the SDK's JSON object."""
+
+    project_id: int
+    event_id: str
+    item_type: str
+    received: float
+    payload: dict[str, Any]
+    remote_addr: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProcessedEvent:
+    """A normalized event ready to store. ``group_hash``/``title``/``culprit`` are set for errors."""
+
+    project_id: int
+    event_id: str
+    item_type: str
+    received: float
+    timestamp: float
+    data: dict[str, Any]
+    group_hash: str | None = None
+    title: str = ""
+    culprit: str = ""
+    level: str = "error"
+    metadata: dict[str, Any] = field(default_factory=dict)

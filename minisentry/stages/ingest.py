@@ -1,0 +1,118 @@
+"""The ingest stage: split accepted envelopes into events and account for every other item.
+
+Events and transactions continue to symbolication as :class:`EventMessage`. Client reports become
+``client_discard`` outcomes. Item types this version does not process yet are recorded as
+``filtered`` with reason ``unsupported_item_type`` — counted, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..channels import ChannelReceiver, ChannelSender
+from ..context import StageContext
+from ..envelope import Item
+from ..errors import InvalidEnvelope
+from ..messages import EnvelopeMessage, EventMessage
+from ..outcomes import Outcome, category_of_item
+
+__all__ = ["IngestStage", "normalize_event_id"]
+
+_EVENT_ITEMS = ("event", "transaction")
+_CLIENT_REPORT_FIELDS = {
+    "discarded_events": Outcome.CLIENT_DISCARD,
+    "rate_limited_events": Outcome.RATE_LIMITED,
+    "filtered_events": Outcome.FILTERED,
+    "filtered_sampling_events": Outcome.FILTERED,
+}
+
+
+def normalize_event_id(value: Any) -> str | None:
+    """Return ``value`` as 32 lowercase hex characters, or None if it is not a UUID."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value).hex
+    except ValueError:
+        return None
+
+
+class IngestStage:
+    """Turn each accepted envelope into event messages and outcomes."""
+
+    name = "ingest"
+
+    async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
+        """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
+        async with inbox, outbox:
+            async for delivery in inbox:
+                for event in self.split(delivery.message, ctx):
+                    await outbox.send(event)
+                delivery.ack()
+
+    def split(self, message: EnvelopeMessage, ctx: StageContext) -> list[EventMessage]:
+        """Return the envelope's events; record outcomes for everything else. Never raises."""
+        events: list[EventMessage] = []
+        envelope = message.envelope
+        header_id = normalize_event_id(envelope.headers.get("event_id"))
+        for item in envelope.items:
+            item_type = item.type
+            if item_type in _EVENT_ITEMS:
+                event = self._event(message, item, header_id, ctx)
+                if event is not None:
+                    events.append(event)
+                    header_id = None  # one event per envelope id; a second event item gets its own
+            elif item_type == "client_report":
+                self._client_report(message, item, ctx)
+            else:
+                ctx.outcomes.record(
+                    message.project_id, Outcome.FILTERED, category_of_item(item_type), "unsupported_item_type",
+                    timestamp=message.received,
+                )
+        return events
+
+    def _event(self, message: EnvelopeMessage, item: Item, event_id: str | None, ctx: StageContext) -> EventMessage | None:
+        category = category_of_item(item.type)
+        try:
+            payload = item.json()
+        except InvalidEnvelope:
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, category, "invalid_json", timestamp=message.received)
+            return None
+        if not isinstance(payload, dict):
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, category, "invalid_json", timestamp=message.received)
+            return None
+        event_id = event_id or normalize_event_id(payload.get("event_id")) or uuid.uuid4().hex
+        payload["event_id"] = event_id
+        return EventMessage(
+            project_id=message.project_id,
+            event_id=event_id,
+            item_type=item.type,
+            received=message.received,
+            payload=payload,
+            remote_addr=message.remote_addr,
+        )
+
+    def _client_report(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
+        try:
+            report = item.json()
+        except InvalidEnvelope:
+            report = None
+        if not isinstance(report, dict):
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, "default", "invalid_client_report",
+                                timestamp=message.received)
+            return
+        for field, outcome in _CLIENT_REPORT_FIELDS.items():
+            entries = report.get(field)
+            if not isinstance(entries, list):
+                continue
+            for entry in entries[:1000]:
+                if not isinstance(entry, dict):
+                    continue
+                quantity = entry.get("quantity")
+                reason = entry.get("reason")
+                category = entry.get("category")
+                if (isinstance(quantity, int) and not isinstance(quantity, bool) and 0 < quantity < 2**31
+                        and isinstance(reason, str) and isinstance(category, str)):
+                    ctx.outcomes.record(message.project_id, outcome, category[:64], reason[:200], quantity,
+                                        timestamp=message.received)

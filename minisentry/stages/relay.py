@@ -1,0 +1,218 @@
+"""The relay stage: the HTTP front door where SDKs send envelopes and events.
+
+Routes (trailing slash optional)::
+
+    POST    /api/<project_id>/envelope/       Sentry envelopes (what every current SDK sends)
+    POST    /api/<project_id>/store/          a single event as JSON (legacy SDKs)
+    OPTIONS /api/<project_id>/...             CORS preflight
+    GET     /api/relay/healthcheck/live/      the process is up
+    GET     /api/relay/healthcheck/ready/     the pipeline accepts events
+    GET     /api/0/...                        the read API (see api.py)
+
+Per request: size limits (after decompression, while streaming), authentication, envelope parsing,
+per-item size checks, then a hand-off to the ingest channel. The answer is 200 only once the
+envelope is in the channel; if the channel stays full for ``stages.enqueue_timeout`` the answer is
+429 with ``Retry-After``, and the items are counted as ``rate_limited`` (reason ``pipeline_full``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import anyio
+import orjson
+
+from ..auth import check_key_format, key_from_dsn, key_from_headers, key_from_query
+from ..channels import ChannelSender
+from ..config import Config
+from ..decoding import BodyDecoder
+from ..envelope import Envelope, Item, parse_envelope
+from ..errors import (AuthMissing, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
+                      PipelineFull, RequestError)
+from ..httpserver import Request, Response
+from ..messages import EnvelopeMessage
+from ..outcomes import Outcome, OutcomeAggregator, category_of_item
+from ..projects import ProjectKeys
+from .ingest import normalize_event_id
+
+if TYPE_CHECKING:
+    from ..api import ReadApi
+
+__all__ = ["Relay"]
+
+_INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store)/?$")
+_CORS = [
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", "X-Sentry-Error, X-Sentry-Rate-Limits, Retry-After"),
+]
+_PREFLIGHT = _CORS + [
+    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+    ("Access-Control-Allow-Headers", "x-sentry-auth, x-requested-with, origin, accept, content-type, "
+                                     "content-encoding, authorization, sentry-trace, baggage"),
+    ("Access-Control-Max-Age", "3600"),
+]
+_OK_EMPTY = b"{}"
+
+
+class Relay:
+    """The HTTP handler and accept path. ``accept`` is also the embedded entry point (no HTTP)."""
+
+    def __init__(self, config: Config, keys: ProjectKeys, outcomes: OutcomeAggregator, api: "ReadApi | None") -> None:
+        self.config = config
+        self.keys = keys
+        self.outcomes = outcomes
+        self.api = api
+        self.sender: ChannelSender | None = None
+        self.ready = False
+        self.accepted = 0
+
+    # -- Handler protocol -----------------------------------------------------------------------
+
+    def body_limit(self, request: Request) -> int:
+        """Return the decoded body limit for the route; raises PayloadTooLarge never (checked later)."""
+        limits = self.config.limits
+        path = request.path
+        if path.endswith(("/envelope/", "/envelope")):
+            return limits.max_envelope_bytes
+        if path.endswith(("/store/", "/store")):
+            return limits.max_event_bytes
+        return limits.max_api_body_bytes
+
+    async def handle(self, request: Request) -> Response:
+        """Route one request. Raises RequestError for refused requests."""
+        match = _INGEST_RE.match(request.path)
+        if match is not None:
+            if request.method == "POST":
+                event_id = await self._ingest(request, int(match.group(1)), match.group(2))
+                body = b'{"id":"%s"}' % event_id.encode() if event_id else _OK_EMPTY
+                return Response(200, body, _CORS)
+            if request.method == "OPTIONS":
+                return Response(200, b"", _PREFLIGHT)
+            raise MethodNotAllowed(f"{request.method} is not allowed here")
+        if request.path.startswith("/api/relay/healthcheck/"):
+            kind = request.path.rstrip("/").rsplit("/", 1)[-1]
+            if kind == "live":
+                return Response(200, b'{"is_healthy":true}')
+            if kind == "ready":
+                return Response(200 if self.ready else 503, b'{"is_healthy":%s}' % (b"true" if self.ready else b"false"))
+        if request.path.startswith("/api/0/") and self.api is not None:
+            return await self.api.handle(request)
+        raise NotFound(f"no route for {request.path}")
+
+    def error(self, exc: RequestError, request: Request | None) -> Response:
+        """Render a refused request as ``{"detail": ...}`` with Sentry's headers."""
+        headers = list(_CORS) if request is not None and request.path.startswith("/api/") else []
+        headers.append(("X-Sentry-Error", exc.detail.replace("\r", " ").replace("\n", " ")[:200]))
+        if isinstance(exc, PipelineFull):
+            headers.append(("Retry-After", str(exc.retry_after)))
+        elif isinstance(exc, PayloadTooLarge) and request is not None:
+            self._count_refused_request(request, exc)
+        return Response(exc.status, orjson.dumps({"detail": exc.detail}), headers)
+
+    # -- the accept path --------------------------------------------------------------------------
+
+    async def _ingest(self, request: Request, project_id: int, endpoint: str) -> str | None:
+        key = key_from_headers(request.headers) or key_from_query(request.query)
+        if key is not None:
+            project_id = await self.keys.project_of(check_key_format(key), project_id)
+        envelope = self._parse(request.body, endpoint)
+        if key is None:
+            dsn_key = key_from_dsn(envelope.headers.get("dsn"))
+            if dsn_key is None:
+                raise AuthMissing("missing authorization information")
+            project_id = await self.keys.project_of(check_key_format(dsn_key), project_id)
+        return await self.accept(envelope, project_id, key or "", remote_addr=request.remote_addr)
+
+    def _parse(self, body: bytes, endpoint: str) -> Envelope:
+        if endpoint == "envelope":
+            envelope = parse_envelope(body)
+        else:
+            envelope = _store_body_to_envelope(body, self.config.limits.max_event_bytes)
+        limit = self.config.limits.max_event_bytes
+        for item in envelope.items:
+            if item.type in ("event", "transaction", "security") and len(item.payload) > limit:
+                raise PayloadTooLarge(f"{item.type} item exceeds {limit} bytes")
+        return envelope
+
+    async def accept(self, envelope: Envelope, project_id: int, public_key: str = "", *,
+                     remote_addr: str | None = None) -> str | None:
+        """Hand an authenticated envelope to the pipeline; return its event id (if it has events).
+
+        Waits at most ``stages.enqueue_timeout`` for room. Raises PipelineFull (429) when the
+        pipeline stays full and InvalidEnvelope for a malformed ``event_id`` header.
+        """
+        if self.sender is None or not self.ready:
+            raise PipelineFull("pipeline is not accepting events", retry_after=self.config.stages.retry_after)
+        event_id = _envelope_event_id(envelope)
+        message = EnvelopeMessage(project_id, public_key, time.time(), envelope, remote_addr)
+        try:
+            self.sender.send_nowait(message)
+        except anyio.WouldBlock:
+            with anyio.move_on_after(self.config.stages.enqueue_timeout):
+                await self.sender.send(message)
+                self.accepted += 1
+                return event_id
+            for item in envelope.items:
+                self.outcomes.record(project_id, Outcome.RATE_LIMITED, category_of_item(item.type), "pipeline_full")
+            raise PipelineFull("pipeline is full, retry later", retry_after=self.config.stages.retry_after) from None
+        self.accepted += 1
+        return event_id
+
+    def _count_refused_request(self, request: Request, exc: RequestError) -> None:
+        match = _INGEST_RE.match(request.path)
+        if match is not None:
+            self.outcomes.record(int(match.group(1)), Outcome.INVALID, "default", exc.reason)
+
+
+def _envelope_event_id(envelope: Envelope) -> str | None:
+    """Return (and write back normalized) the envelope's event id; make one up for an event without."""
+    raw = envelope.headers.get("event_id")
+    if raw is not None:
+        event_id = normalize_event_id(raw)
+        if event_id is None:
+            raise InvalidEnvelope(f"invalid event_id {raw!r} in envelope header")
+        envelope.headers["event_id"] = event_id
+        return event_id
+    for item in envelope.items:
+        if item.type in ("event", "transaction", "security"):
+            try:
+                payload = orjson.loads(item.payload)
+            except orjson.JSONDecodeError:
+                payload = None
+            event_id = normalize_event_id(payload.get("event_id")) if isinstance(payload, dict) else None
+            event_id = event_id or uuid.uuid4().hex
+            envelope.headers["event_id"] = event_id
+            return event_id
+    return None
+
+
+def _store_body_to_envelope(body: bytes, limit: int) -> Envelope:
+    """Wrap a legacy ``/store/`` body (JSON, or base64 of zlib JSON) in a one-item envelope.
+
+    Raises BadRequest for bodies that are neither, PayloadTooLarge past ``limit`` decoded bytes.
+    """
+    stripped = body.lstrip()
+    if stripped[:1] != b"{":
+        try:
+            compressed = base64.b64decode(stripped, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("store body is neither JSON nor base64-encoded zlib JSON") from exc
+        decoder = BodyDecoder("deflate", limit)
+        decoder.feed(compressed)
+        stripped = decoder.finish()
+    try:
+        event = orjson.loads(stripped)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"store body is not valid JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise BadRequest("store body must be a JSON object")
+    item_type = "transaction" if event.get("type") == "transaction" else "event"
+    headers: dict[str, object] = {}
+    if "event_id" in event:
+        headers["event_id"] = event["event_id"]
+    return Envelope(headers, [Item({"type": item_type}, stripped)])
