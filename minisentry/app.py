@@ -197,8 +197,8 @@ class Pipeline:
         """True when nothing is queued or in flight in any channel and no request is being answered."""
         if self.server is not None and self.server.active_requests:
             return False
-        return all(stats.depth == 0 and stats.in_flight == 0 and stats.senders_waiting == 0
-                   for stats in self.statistics())
+        # sent == acked also covers a message handed to a receiver that has not run yet.
+        return all(stats.sent == stats.acked and stats.senders_waiting == 0 for stats in self.statistics())
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything accepted so far is stored. Raises TimeoutError after ``timeout``."""

@@ -41,13 +41,13 @@ class Grouping:
 _JS = frozenset(("javascript", "node"))
 _NATIVE = frozenset(("objc", "cocoa", "swift", "native", "c"))
 _CONTEXT_LINE_PLATFORMS = frozenset(("javascript", "node", "python", "php", "ruby"))
-_RECURSION_KEYS = ("abs_path", "package", "module", "filename", "function", "lineno", "colno")
+# Checked cheapest-to-differ first. _NO_FRAME, the "previous" of the first frame, differs from all.
+_RECURSION_KEYS = ("lineno", "function", "module", "filename", "abs_path", "package", "colno")
+_NO_FRAME = {"lineno": object()}
 _JS_JUNK_PATHS = frozenset(("[native code]", "native code", "eval code", "<anonymous>"))
 _JS_ANON_FUNCS = frozenset(("?", "<anonymous function>", "<anonymous>", "Anonymous function"))
 _BASENAME_RE = re.compile(r"[/\\]")
 _RUBY_ERB_RE = re.compile(r"__\d{4,}_\d{4,}$")
-_JAVA_ACCESSORS = ("sun.reflect.GeneratedMethodAccessor",
-                   "jdk.internal.reflect.GeneratedMethodAccessor")
 _FINGERPRINT_VAR_RE = re.compile(r"\{\{\s*(\S+?)\s*\}\}")
 _DAY = r"(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat)"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -68,7 +68,6 @@ _PARAMETER_RE = re.compile(
     | (?P<date>\d{{4}}-[01]\d-[0-3]\d[T\ ][0-2]\d:[0-5]\d(?::[0-5]\d(?:\.\d+)?)?
           (?:[+-][0-2]\d:?[0-5]\d|Z)?
         | \b(?:{_DAY},?\s+)?{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d\s+\d{{4}}
-        | \b(?:{_DAY},\s+)?\d{{1,2}}\s+{_MONTH}\s+\d{{4}}\s+\d\d:\d\d(?::\d\d)?\s+[-+]\d{{4}}
         | datetime\.datetime\(.*?\))
     | (?P<hex>\b0[xX]{_X}+\b)
     | (?P<float>-?\b\d+\.\d+\b)
@@ -104,22 +103,23 @@ def _has_url_origin(path: str | None, files_count_as_urls: bool) -> bool:
 
 def _frame_values(frame: dict, platform: str | None) -> list[str]:
     """The values one frame contributes: module or filename, function, context line."""
-    platform = _get(frame, "platform") or platform
+    # Anything but a string counts as absent. (Spelled out: this is the hot loop.)
+    get = frame.get
+    platform = v if (v := get("platform")).__class__ is str and v else platform
+    abs_path = v if (v := get("abs_path")).__class__ is str else None
+    function = v if (v := get("function")).__class__ is str else None
+    raw_function = v if (v := get("raw_function")).__class__ is str else None
+    module = v if (v := get("module")).__class__ is str else None
+    filename = v if (v := get("filename")).__class__ is str else None
+    raw_line = v if (v := get("context_line")).__class__ is str else None
     js = platform in _JS
-    abs_path = _get(frame, "abs_path")
-    function = _get(frame, "function")
-    raw_function = _get(frame, "raw_function")
-    js_func = (raw_function or function or "").rsplit(".", 1)[-1]
+    js_func = (raw_function or function or "").rsplit(".", 1)[-1] if js else None
     if js and (js_func == "eval" or abs_path in _JS_JUNK_PATHS):
         return []  # such frames appear in some browsers only; ignoring them keeps groups together
     values: list[str] = []
-    module = _get(frame, "module")
-    if module is not None and platform == "java":  # generated classes; ids vary by run
-        module = None if "$$Lambda$" in module else next(
-            (p for p in _JAVA_ACCESSORS if module.startswith(p)), module)
-    if module and platform == "javascript" and "/" in module and (abs_path or "").endswith(module):
-        module = None  # a JS "module" that is just a copy of the URL path
-    filename = _get(frame, "filename")
+    if module and (platform == "java" and "$$Lambda$" in module or platform == "javascript"
+                   and "/" in module and (abs_path or "").endswith(module)):
+        module = None  # a generated Java lambda class, or a JS "module" copied from the URL
     if module is not None:
         values.append(module)  # the module takes precedence over the filename
     elif filename is not None:
@@ -127,7 +127,6 @@ def _frame_values(frame: dict, platform: str | None) -> list[str]:
         if not _has_url_origin(abs_path, False) and base not in ("<anonymous>", "[native code]"):
             values.append(base)
     context_line = None
-    raw_line = _get(frame, "context_line")
     if raw_line and platform in _CONTEXT_LINE_PLATFORMS and len(raw_line) <= 120:
         line = " ".join(raw_line.split())
         if line and not (js and not function and _has_url_origin(abs_path, True)):
@@ -161,11 +160,15 @@ def _stacktrace_values(stacktrace: object, platform: str | None) -> tuple[list[s
     frames = [f for f in _get(stacktrace, "frames", list) if isinstance(f, dict)]
     app: list[str] = []
     system: list[str] = []
-    previous = None
+    previous = _NO_FRAME
     for frame in frames:
-        key = tuple(map(frame.get, _RECURSION_KEYS))
-        values = [] if key == previous else _frame_values(frame, platform)
-        previous = key
+        for key in _RECURSION_KEYS:
+            if frame.get(key) != previous.get(key):
+                values = _frame_values(frame, platform)
+                break
+        else:
+            values = []  # same location as the frame before: recursion adds nothing
+        previous = frame
         if (len(frames) == 1 and values and not _get(frame, "function")
                 and (_get(frame, "platform") or platform) in _JS
                 and _has_url_origin(_get(frame, "abs_path"), True)):
@@ -190,15 +193,11 @@ def _exception_variant(event: dict, platform: str | None) -> tuple[str, list] | 
         exc_type = _get(exc, "type")
         # A synthetic exception's type is invented by the SDK and says nothing about the error.
         types = [exc_type] if exc_type and mechanism.get("synthetic") is not True else []
-        ns_error = _get(_get(mechanism, "meta", dict), "ns_error", dict)
-        ns_values = [str(v) for v in (ns_error.get("domain"), ns_error.get("code"))
-                     if isinstance(v, (str, int)) and not isinstance(v, bool)]
-        types += ns_values
-        raw_value = _get(exc, "value")
-        value = _normalize_message(raw_value) if raw_value and not ns_values else ""
-        value = [value] if value else []
         stacktrace = exc.get("stacktrace")
         exc_app, exc_system = _stacktrace_values(stacktrace, platform)
+        raw_value = _get(exc, "value") if not (exc_app and exc_system) else None
+        value = _normalize_message(raw_value) if raw_value else ""
+        value = [value] if value else []
         # The value only stands in for a missing stack trace: it varies more than code does.
         app += exc_app + types + ([] if exc_app else value)
         app_stack |= bool(exc_app)
@@ -249,10 +248,14 @@ def _crash_frame(event: dict, with_function: bool = False) -> dict:
     threads = _get(_get(event, "threads", dict), "values", list)
     if not frames and len(threads) == 1:
         frames = _get(_get(threads[0], "stacktrace", dict), "frames", list)
-    candidates = [f for f in frames if isinstance(f, dict) and not (
-        with_function and f.get("function") in (None, "<redacted>", "<unknown>"))]
-    return next((f for f in reversed(candidates) if f.get("in_app") is True),
-                candidates[-1] if candidates else {})
+    fallback: dict = {}
+    for frame in reversed(frames):
+        if isinstance(frame, dict) and not (
+                with_function and frame.get("function") in (None, "<redacted>", "<unknown>")):
+            if frame.get("in_app") is True:
+                return frame
+            fallback = fallback or frame
+    return fallback
 
 
 def _resolve_variable(key: str, event: dict) -> str | None:
@@ -271,12 +274,6 @@ def _resolve_variable(key: str, event: dict) -> str | None:
         return _get(last, field) or f"<no-{field}>"
     if key in ("function", "stack.function", "module", "stack.module"):
         return _get(_crash_frame(event), field) or f"<no-{field}>"
-    if key.startswith("tags."):
-        tags = event.get("tags")
-        pairs = tags.items() if isinstance(tags, dict) else [
-            t for t in _get(event, "tags", list) if isinstance(t, list) and len(t) == 2]
-        return next((v for k, v in pairs if k == key[5:] and isinstance(v, str)),
-                    f"<no-value-for-tag-{key[5:]}>")
     return None
 
 
@@ -371,8 +368,6 @@ def compute_grouping(event: dict) -> Grouping:
         elif variant != "fallback":  # like Sentry, only a contributing default gets salted
             variant = "salted"
             values = [v for entry in fingerprint for v in (values if entry is None else (entry,))]
-    digest = md5()
-    for value in values:
-        digest.update(value.encode("utf-8", "replace"))
+    digest = md5("".join(values).encode("utf-8", "replace")).hexdigest()
     title, metadata = _title_and_metadata(event)
-    return Grouping(digest.hexdigest(), title, _culprit(event, platform), metadata, variant)
+    return Grouping(digest, title, _culprit(event, platform), metadata, variant)
