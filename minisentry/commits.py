@@ -20,14 +20,16 @@ class CommitTracker:
 
     ``track(pos)`` must be called with strictly increasing positions; ``done(pos)`` may come in any
     order and returns the new highest committable position, or ``None`` when the head is still
-    pending. At most ``limit`` positions may be pending; ``track`` raises PipelineError past it,
+    pending; it raises PipelineError for a position that is not pending (never tracked, or already
+    done). At most ``limit`` positions may be pending; ``track`` raises PipelineError past it,
     because the caller should never hand out more work than its bounded channel allows.
     """
 
-    __slots__ = ("_pending", "_done", "_limit", "_last_tracked", "committed")
+    __slots__ = ("_pending", "_waiting", "_done", "_limit", "_last_tracked", "committed")
 
     def __init__(self, limit: int) -> None:
         self._pending: deque[int] = deque()
+        self._waiting: set[int] = set()  # tracked and not yet done
         self._done: set[int] = set()
         self._limit = limit
         self._last_tracked: int | None = None
@@ -44,12 +46,14 @@ class CommitTracker:
         if len(self._pending) >= self._limit:
             raise PipelineError(f"more than {self._limit} positions pending commit")
         self._pending.append(position)
+        self._waiting.add(position)
         self._last_tracked = position
 
     def done(self, position: int) -> int | None:
         """Mark ``position`` finished; return the new committable position if the head advanced."""
-        if not self._pending or position < self._pending[0] or position in self._done:
+        if position not in self._waiting:
             raise PipelineError(f"position {position} is not pending (double ack?)")
+        self._waiting.remove(position)
         self._done.add(position)
         advanced = None
         while self._pending and self._pending[0] in self._done:

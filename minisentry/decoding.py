@@ -40,6 +40,65 @@ class _LimitedSink:
         return len(data)
 
 
+class _ZstdFrames:
+    """Walks zstd frame and block headers (not their contents) to tell whether the input so far ends
+    on a frame boundary. zstandard's stream writer decodes with bounded output but cannot tell a
+    truncated frame from a complete one; the framing alone can (RFC 8878, section 3.1)."""
+
+    __slots__ = ("_state", "_want", "_buf", "_skip", "_checksum")
+
+    def __init__(self) -> None:
+        self._state = "magic"  # which header is being collected: magic, skippable, frame, block
+        self._want = 4
+        self._buf = b""
+        self._skip = 0  # content bytes to pass over before the next header
+        self._checksum = 0
+
+    @property
+    def at_boundary(self) -> bool:
+        return self._state == "magic" and not self._buf and not self._skip
+
+    def feed(self, data: bytes) -> None:
+        pos, size = 0, len(data)
+        while pos < size:
+            if self._skip:
+                step = min(self._skip, size - pos)
+                self._skip -= step
+                pos += step
+                continue
+            take = data[pos:pos + self._want - len(self._buf)]
+            self._buf += take
+            pos += len(take)
+            if len(self._buf) == self._want:
+                header, self._buf = self._buf, b""
+                self._header(header)
+
+    def _header(self, header: bytes) -> None:
+        value = int.from_bytes(header, "little")
+        if self._state == "magic":
+            if value == 0xFD2FB528:
+                self._state, self._want = "frame", 1
+            elif value & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._want = "skippable", 4
+            else:
+                raise BadRequest("corrupt zstd body: unknown frame magic")
+        elif self._state == "skippable":
+            self._state, self._want, self._skip = "magic", 4, value
+        elif self._state == "frame":
+            single_segment = value >> 5 & 1
+            self._checksum = 4 if value >> 2 & 1 else 0
+            self._skip = (0 if single_segment else 1) + (0, 1, 2, 4)[value & 3] + (single_segment, 2, 4, 8)[value >> 6]
+            self._state, self._want = "block", 3
+        else:  # block header: last-block bit, 2-bit type (raw, RLE, compressed, reserved), 21-bit size
+            last, block_type, block_size = value & 1, value >> 1 & 3, value >> 3
+            if block_type == 3:
+                raise BadRequest("corrupt zstd body: reserved block type")
+            self._skip = 1 if block_type == 1 else block_size
+            if last:
+                self._skip += self._checksum
+                self._state, self._want = "magic", 4
+
+
 class BodyDecoder:
     """Decode one request body incrementally. Does not block (CPU only, bounded per call).
 
@@ -68,6 +127,7 @@ class BodyDecoder:
             self._zstd = zstandard.ZstdDecompressor().stream_writer(
                 self._sink, write_size=_STEP, write_return_read=True, closefd=False
             )
+            self._zstd_frames = _ZstdFrames()
             self._feed = self._feed_zstd
         else:
             raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}")
@@ -97,6 +157,8 @@ class BodyDecoder:
                 self._zstd.flush()
             except zstandard.ZstdError as exc:
                 raise BadRequest(f"corrupt zstd body: {exc}") from exc
+            if not self._zstd_frames.at_boundary:
+                raise BadRequest("truncated zstd body")
         return b"".join(self._sink.parts)
 
     def _feed_zlib(self, chunk: bytes) -> None:
@@ -108,13 +170,18 @@ class BodyDecoder:
             self._zlib = zlib.decompressobj(wbits)
         data = chunk
         try:
-            while data:
-                if self._zlib.eof:
-                    raise BadRequest(f"trailing data after the end of the {self.encoding} stream")
-                self._sink.write(self._zlib.decompress(data, _STEP))
+            while not self._zlib.eof:
+                out = self._zlib.decompress(data, _STEP)
+                self._sink.write(out)
                 data = self._zlib.unconsumed_tail
+                # A full step may leave output pending inside zlib even when all input was taken.
+                if not data and len(out) < _STEP:
+                    break
         except zlib.error as exc:
             raise BadRequest(f"corrupt {self.encoding} body: {exc}") from exc
+        # Input past the end of the stream: in a later chunk (data) or in this one (unused_data).
+        if data or self._zlib.unused_data:
+            raise BadRequest(f"trailing data after the end of the {self.encoding} stream")
 
     def _feed_brotli(self, chunk: bytes) -> None:
         try:
@@ -131,3 +198,4 @@ class BodyDecoder:
             self._zstd.write(chunk)
         except zstandard.ZstdError as exc:
             raise BadRequest(f"corrupt zstd body: {exc}") from exc
+        self._zstd_frames.feed(chunk)

@@ -66,15 +66,21 @@ def _header(data: bytes, start: int, what: str) -> tuple[dict[str, Any], int]:
         raise InvalidEnvelope(f"{what} is not valid JSON") from exc
     if not isinstance(value, dict):
         raise InvalidEnvelope(f"{what} must be a JSON object")
-    return value, end + 1
+    try:
+        # orjson reads deeper nesting than it writes; refuse what serialize_envelope could not write.
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidEnvelope(f"{what} is nested too deeply") from exc
+    # A header on the last line may lack its newline; the payload then starts at the end.
+    return value, min(end + 1, len(data))
 
 
 def parse_envelope(data: bytes) -> Envelope:
     """Parse envelope bytes. Does not block.
 
-    Raises InvalidEnvelope when the header or an item header is not a JSON object, an item has no
-    string ``type``, a ``length`` is not a non-negative integer or runs past the end, or there are
-    more than ``MAX_ITEMS`` items.
+    Raises InvalidEnvelope when the header or an item header is not a JSON object (or is nested
+    too deeply to be serialized again), an item has no string ``type``, a ``length`` is not a
+    non-negative integer or runs past the end, or there are more than ``MAX_ITEMS`` items.
     """
     if not data.strip():
         raise InvalidEnvelope("empty envelope")

@@ -4,18 +4,18 @@ Follows Sentry's default config, ``newstyle:2023-01-11``. The first strategy tha
 chained exception > threads > stack trace > message. A frame contributes its module (else its
 filename's lower-cased basename), function and, on javascript/node/python/php/ruby, its context
 line (whitespace collapsed; not if over 120 chars); a repeat of the previous frame (recursion)
-contributes nothing. An exception contributes stack trace, type (unless synthetic), ``ns_error``
-and, only if neither of those two contributes, its parameterized value. Variant "app" uses in-app
+contributes nothing. Each exception contributes its stack trace, its type (unless synthetic) and,
+only if the stack trace contributes nothing, its parameterized value. Variant "app" uses in-app
 frames, "system" all: the hash is app's if an in-app frame contributes, else system's if a frame
 does, else app's types and values. A message groups by its ``logentry.message`` template, else
 ``logentry.formatted``, cut to two lines with numbers, hashes, ids, IPs, dates, e-mails and URLs
 replaced by placeholders. With nothing to group by, the hash is Sentry's fallback ``md5(b"")``:
-one catch-all issue per project. An SDK ``fingerprint`` overrides all this ("custom-fingerprint"),
-or, with ``{{ default }}`` next to other values, gets the default values spliced in ("salted").
-
+one catch-all issue per project. An SDK ``fingerprint`` overrides all this ("custom-fingerprint")
+or, holding ``{{ default }}`` and other values, gets the default values spliced in ("salted").
 The hash is the md5 of the contributing values' UTF-8, concatenated (Sentry's ``hash_from_values``).
-Not done: stack-trace rules (the SDK's ``in_app`` is trusted), exception-group filtering, native
-symbol trimming, server-side fingerprint rules, templates and security reports.
+
+Not done: stack-trace rules (the SDK's ``in_app`` is trusted), exception-group filtering, NSError
+codes, native symbol trimming, server-side fingerprint rules, templates and security reports.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class Grouping:
 _JS = frozenset(("javascript", "node"))
 _NATIVE = frozenset(("objc", "cocoa", "swift", "native", "c"))
 _CONTEXT_LINE_PLATFORMS = frozenset(("javascript", "node", "python", "php", "ruby"))
-# Checked cheapest-to-differ first. _NO_FRAME, the "previous" of the first frame, differs from all.
+# A frame equal to the one before in all these is recursion. Likeliest to differ comes first;
+# _NO_FRAME, the one "before" the first frame, differs from every frame.
 _RECURSION_KEYS = ("lineno", "function", "module", "filename", "abs_path", "package", "colno")
 _NO_FRAME = {"lineno": object()}
 _JS_JUNK_PATHS = frozenset(("[native code]", "native code", "eval code", "<anonymous>"))
@@ -282,7 +283,7 @@ def _fingerprint(event: dict) -> list[str | None]:
     resolved: list[str | None] = []
     for entry in _get(event, "fingerprint", list):
         if isinstance(entry, (int, float)):  # relay turns numbers and booleans into strings
-            entry = str(entry)
+            entry = str(entry) if abs(entry) < 1e300 else None  # str() refuses giant ints
         if not isinstance(entry, str):
             continue
         match = _FINGERPRINT_VAR_RE.fullmatch(entry)

@@ -28,13 +28,16 @@ class EnvelopeMessage:
 
 @dataclass(slots=True)
 class EventMessage:
-    """One event or transaction on its way to processing; ``payload`` is the SDK's JSON object."""
+    """One event or transaction on its way to processing; ``payload`` is the item's raw JSON bytes.
+
+    The payload stays unparsed until processing, whose normalizer parses it once.
+    """
 
     project_id: int
     event_id: str
     item_type: str
     received: float
-    payload: dict[str, Any]
+    payload: bytes
     remote_addr: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
 

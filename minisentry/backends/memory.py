@@ -32,6 +32,7 @@ class MemoryChannel:
         self.capacity = capacity
         self._send, self._receive = anyio.create_memory_object_stream[tuple[int, Any]](capacity)
         self._next_seq = 0
+        self._next_delivery = 0
         self._enqueued: deque[tuple[int, float]] = deque()
         self._tracker = CommitTracker(_MAX_UNACKED)
         self._peak = 0
@@ -76,6 +77,13 @@ class MemoryChannel:
         self._enqueued.append((seq, time.monotonic()))
         return seq
 
+    def _unstamp(self, seq: int) -> None:
+        # A send that failed or was cancelled never enqueued its message (or a receiver has it).
+        for index, (stamped, _) in enumerate(self._enqueued):
+            if stamped == seq:
+                del self._enqueued[index]
+                break
+
     def _after_send(self) -> None:
         self._sent += 1
         depth = self._send.statistics().current_buffer_used
@@ -84,13 +92,17 @@ class MemoryChannel:
 
     def _delivery(self, item: tuple[int, Any]) -> Delivery:
         seq, message = item
-        # Sends cancelled while waiting leave stamps behind; they are older than this one.
+        # Messages sent before this one have left the buffer too (a receiver woken with one may not have run yet).
         while self._enqueued and self._enqueued[0][0] <= seq:
             self._enqueued.popleft()
-        self._tracker.track(seq)
+        # Track in the order deliveries are handed out, not by send sequence: with several
+        # receivers, one woken with an earlier message may run after another took a later one.
+        position = self._next_delivery
+        self._next_delivery += 1
+        self._tracker.track(position)
 
         def ack() -> None:
-            self._tracker.done(seq)
+            self._tracker.done(position)
             self._acked += 1
 
         return Delivery(message, ack)
@@ -108,7 +120,11 @@ class MemorySender:
     async def send(self, message: Any) -> None:
         """Send, waiting while the channel is full. Raises anyio.ClosedResourceError if closed."""
         seq = self._channel._stamp()
-        await self._stream.send((seq, message))
+        try:
+            await self._stream.send((seq, message))
+        except BaseException:
+            self._channel._unstamp(seq)
+            raise
         self._channel._after_send()
 
     def send_nowait(self, message: Any) -> None:

@@ -131,10 +131,14 @@ class SqliteStore:
             conn = self._db()
             try:
                 return fn(conn, *args)
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                # Whatever failed mid-transaction (sqlite, or data that would not serialize), roll
+                # back: a transaction left open would make every later call fail.
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise StorageError(f"store {self.path}: {exc}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"store {self.path}: {exc}") from exc
+                raise
 
     # -- projects and keys --------------------------------------------------------------------
 

@@ -59,10 +59,8 @@ class IngestStage:
         for item in envelope.items:
             item_type = item.type
             if item_type in _EVENT_ITEMS:
-                event = self._event(message, item, header_id, ctx)
-                if event is not None:
-                    events.append(event)
-                    header_id = None  # one event per envelope id; a second event item gets its own
+                events.append(self._event(message, item, header_id, ctx))
+                header_id = None  # one event per envelope id; a second event item gets its own
             elif item_type == "client_report":
                 self._client_report(message, item, ctx)
             else:
@@ -73,23 +71,21 @@ class IngestStage:
         return events
 
     def _event(self, message: EnvelopeMessage, item: Item, event_id: str | None, ctx: StageContext) -> EventMessage | None:
-        category = category_of_item(item.type)
-        try:
-            payload = item.json()
-        except InvalidEnvelope:
-            ctx.outcomes.record(message.project_id, Outcome.INVALID, category, "invalid_json", timestamp=message.received)
-            return None
-        if not isinstance(payload, dict):
-            ctx.outcomes.record(message.project_id, Outcome.INVALID, category, "invalid_json", timestamp=message.received)
-            return None
-        event_id = event_id or normalize_event_id(payload.get("event_id")) or uuid.uuid4().hex
-        payload["event_id"] = event_id
+        if event_id is None:
+            # Only a second event item in one envelope lacks the header's id: read the payload's.
+            try:
+                payload = item.json()
+            except InvalidEnvelope:
+                payload = None
+            if isinstance(payload, dict):
+                event_id = normalize_event_id(payload.get("event_id"))
+            event_id = event_id or uuid.uuid4().hex
         return EventMessage(
             project_id=message.project_id,
             event_id=event_id,
             item_type=item.type,
             received=message.received,
-            payload=payload,
+            payload=item.payload,
             remote_addr=message.remote_addr,
         )
 

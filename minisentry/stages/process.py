@@ -1,31 +1,52 @@
 """The process stage: normalize each event with Relay's own rules, then group it into an issue.
 
-Normalization uses ``sentry_relay.StoreNormalizer`` (Sentry's Rust normalizer); grouping uses
-``grouping.compute_grouping``. An event the normalizer rejects is recorded as an ``invalid``
-outcome (reason ``process_error``) and acknowledged; it never stops the stage.
+Normalization uses ``sentry_relay.StoreNormalizer`` (Sentry's Rust normalizer, which parses the raw
+payload once); grouping uses ``grouping.compute_grouping``. Work is taken in batches of whatever is
+buffered (up to ``BATCH``) and done in a worker thread: the Rust normalizer releases the GIL, so on
+a machine with a spare core the event loop keeps accepting requests meanwhile.
+
+An event the normalizer rejects (not JSON, not an object) becomes an ``invalid`` outcome with reason
+``invalid_json``; it is acknowledged and never stops the stage.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import anyio
 import orjson
 from sentry_relay import StoreNormalizer
 from sentry_relay.exceptions import RelayError
 
-from ..channels import ChannelReceiver, ChannelSender
+from ..channels import ChannelReceiver, ChannelSender, Delivery
 from ..context import StageContext
 from ..grouping import Grouping, compute_grouping
 from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
 
-__all__ = ["ProcessStage", "normalize"]
+__all__ = ["ProcessStage", "Rejected", "process_event"]
+
+log = logging.getLogger("minisentry.process")
+
+#: The most events one worker takes from its inbox and processes in one worker-thread call.
+BATCH = 64
+_GROUPING_FAILED = Grouping(hash=hashlib.md5(b"minisentry:grouping-failed").hexdigest(),
+                            title="<event could not be grouped>", culprit="", metadata={}, variant="fallback")
 
 
-def normalize(message: EventMessage) -> dict:
-    """Return the normalized event. Raises sentry_relay's RelayError for events it rejects."""
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An event that cannot be processed, with the outcome reason to record for it."""
+
+    message: EventMessage
+    reason: str
+
+
+def _normalize(message: EventMessage) -> dict | None:
     normalizer = StoreNormalizer(
         project_id=message.project_id,
         client_ip=message.remote_addr,
@@ -33,61 +54,82 @@ def normalize(message: EventMessage) -> dict:
         enable_trimming=True,
         normalize_user_agent=True,
     )
-    return normalizer.normalize_event(raw_event=orjson.dumps(message.payload), json_loads=orjson.loads)
+    data = normalizer.normalize_event(raw_event=message.payload, json_loads=orjson.loads)
+    if not isinstance(data, dict) or (data.get("_meta") or {}).get(""):
+        return None  # the payload was JSON but not an event object
+    return data
+
+
+def _group(message: EventMessage, data: dict) -> Grouping:
+    try:
+        return compute_grouping(data)
+    except Exception:
+        # A grouping bug must not lose the event or stop the stage: keep it in one per-project
+        # "could not group" issue and flag it, so it is visible and fixable.
+        log.exception("grouping failed for event %s of project %s", message.event_id, message.project_id)
+        data.setdefault("errors", []).append({"type": "grouping_failed"})
+        return _GROUPING_FAILED
+
+
+def process_event(message: EventMessage) -> ProcessedEvent | Rejected:
+    """Normalize and group one event. Blocks on CPU (safe to call from a worker thread); never raises."""
+    try:
+        data = _normalize(message)
+    except (RelayError, ValueError, TypeError) as exc:
+        log.info("event %s of project %s is not valid JSON: %s", message.event_id, message.project_id,
+                 str(exc).split("\n", 1)[0])
+        data = None
+    if data is None:
+        return Rejected(message, "invalid_json")
+    # The envelope header's id is the one the SDK was answered with; it wins over the payload's.
+    data["event_id"] = message.event_id
+    timestamp = data.get("timestamp")
+    if not isinstance(timestamp, (int, float)):
+        timestamp = message.received or time.time()
+    if message.item_type == "transaction":
+        return ProcessedEvent(
+            project_id=message.project_id, event_id=message.event_id, item_type="transaction",
+            received=message.received, timestamp=float(timestamp), data=data,
+            title=str(data.get("transaction") or "<unlabeled transaction>"), level="info",
+        )
+    grouping = _group(message, data)
+    level = data.get("level")
+    data["title"] = grouping.title
+    data["culprit"] = grouping.culprit
+    data["metadata"] = grouping.metadata
+    return ProcessedEvent(
+        project_id=message.project_id, event_id=message.event_id, item_type=message.item_type,
+        received=message.received, timestamp=float(timestamp), data=data,
+        group_hash=grouping.hash, title=grouping.title, culprit=grouping.culprit,
+        level=level if isinstance(level, str) else "error", metadata=grouping.metadata,
+    )
+
+
+def _process_batch(messages: list[EventMessage]) -> list[ProcessedEvent | Rejected]:
+    return [process_event(message) for message in messages]
 
 
 class ProcessStage:
-    """Normalize and group events; hand them to the store."""
+    """Normalize and group events in batches; hand them to the store."""
 
     name = "process"
-
-    def handle(self, message: EventMessage, ctx: StageContext) -> ProcessedEvent | None:
-        """Return the processed event, or None after recording an outcome for a rejected one."""
-        try:
-            data = normalize(message)
-        except (RelayError, ValueError, TypeError) as exc:
-            ctx.log.warning("event %s of project %s rejected by normalization: %s",
-                            message.event_id, message.project_id, exc)
-            ctx.outcomes.record(message.project_id, Outcome.INVALID, category_of_item(message.item_type),
-                                "process_error", timestamp=message.received)
-            return None
-        timestamp = data.get("timestamp")
-        if not isinstance(timestamp, (int, float)):
-            timestamp = message.received or time.time()
-        if message.item_type == "transaction":
-            return ProcessedEvent(
-                project_id=message.project_id, event_id=message.event_id, item_type="transaction",
-                received=message.received, timestamp=float(timestamp), data=data,
-                title=str(data.get("transaction") or "<unlabeled transaction>"), level="info",
-            )
-        grouping = self._group(message, data, ctx)
-        level = data.get("level")
-        data["title"] = grouping.title
-        data["culprit"] = grouping.culprit
-        data["metadata"] = grouping.metadata
-        return ProcessedEvent(
-            project_id=message.project_id, event_id=message.event_id, item_type=message.item_type,
-            received=message.received, timestamp=float(timestamp), data=data,
-            group_hash=grouping.hash, title=grouping.title, culprit=grouping.culprit,
-            level=level if isinstance(level, str) else "error", metadata=grouping.metadata,
-        )
-
-    def _group(self, message: EventMessage, data: dict, ctx: StageContext) -> Grouping:
-        try:
-            return compute_grouping(data)
-        except Exception:
-            # A grouping bug must not lose the event or stop the stage: keep it in one
-            # per-project "could not group" issue and flag it, so it is visible and fixable.
-            ctx.log.exception("grouping failed for event %s of project %s", message.event_id, message.project_id)
-            data.setdefault("errors", []).append({"type": "grouping_failed"})
-            return Grouping(hash=hashlib.md5(b"minisentry:grouping-failed").hexdigest(),
-                            title="<event could not be grouped>", culprit="", metadata={}, variant="fallback")
 
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
-            async for delivery in inbox:
-                processed = self.handle(delivery.message, ctx)
-                if processed is not None:
-                    await outbox.send(processed)
-                delivery.ack()
+            async for first in inbox:
+                batch: list[Delivery] = [first]
+                while len(batch) < BATCH:
+                    try:
+                        batch.append(inbox.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                results = await anyio.to_thread.run_sync(_process_batch, [d.message for d in batch])
+                for delivery, result in zip(batch, results):
+                    if isinstance(result, Rejected):
+                        message = result.message
+                        ctx.outcomes.record(message.project_id, Outcome.INVALID, category_of_item(message.item_type),
+                                            result.reason, timestamp=message.received)
+                    else:
+                        await outbox.send(result)
+                    delivery.ack()
