@@ -151,6 +151,32 @@ def projects_create(ctx: click.Context, slug: str) -> None:
     click.echo(_dsn(config, key, project_id))
 
 
+@projects.command("disable-key")
+@click.argument("key")
+@click.pass_context
+def projects_disable_key(ctx: click.Context, key: str) -> None:
+    """Refuse a public key (403) from now on; a running server follows within 10 s."""
+    _set_key(ctx, key, False)
+
+
+@projects.command("enable-key")
+@click.argument("key")
+@click.pass_context
+def projects_enable_key(ctx: click.Context, key: str) -> None:
+    """Accept a previously disabled public key again."""
+    _set_key(ctx, key, True)
+
+
+def _set_key(ctx: click.Context, key: str, active: bool) -> None:
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            store.set_key_active(key.strip().lower(), active)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"key {key} {'enabled' if active else 'disabled'}")
+
+
 @cli.command()
 @click.option("--project", default=None, help="Only this project's issues (slug).")
 @click.option("--limit", type=int, default=100, show_default=True)

@@ -65,7 +65,6 @@ class StorageConfig:
     backend: str = "sqlite"
     path: Path = Path("minisentry.sqlite")
     batch_size: int = 1000
-    flush_interval: float = 0.02
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +259,6 @@ def _validate(config: Config, label: str) -> None:
     for f in dataclasses.fields(LimitsConfig):
         positive(f"limits.{f.name}", getattr(config.limits, f.name))
     positive("storage.batch_size", config.storage.batch_size)
-    positive("storage.flush_interval", config.storage.flush_interval)
     positive("channels.capacity", config.channels.capacity)
     for edge, capacity in config.channels.capacities.items():
         if edge not in STAGE_EDGES:

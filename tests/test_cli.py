@@ -105,3 +105,15 @@ def test_config_check_reports_bad_key(tmp_path):
     assert result.exit_code != 0 and "pathh" in result.output
     result = run(tmp_path / "missing.toml", "config", "check")
     assert result.exit_code != 0 and "not found" in result.output
+
+
+def test_disable_and_enable_key(filled):
+    config_path, _ = filled
+    result = run(config_path, "projects", "disable-key", KEY)
+    assert result.exit_code == 0 and "disabled" in result.output
+    listed = json.loads(run(config_path, "projects", "list", "--json").output)
+    assert listed[0]["keys"] == []
+    assert run(config_path, "projects", "enable-key", KEY).exit_code == 0
+    assert json.loads(run(config_path, "projects", "list", "--json").output)[0]["keys"] == [KEY]
+    missing = run(config_path, "projects", "disable-key", "f" * 32)
+    assert missing.exit_code != 0 and "no key" in missing.output

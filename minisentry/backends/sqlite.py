@@ -185,6 +185,16 @@ class SqliteStore:
 
         return self._run(run)
 
+    def set_key_active(self, public_key: str, active: bool) -> None:
+        """Enable or disable a public key. Raises NotFound for an unknown key."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute("UPDATE project_keys SET is_active = ? WHERE public_key = ?",
+                                (int(active), public_key)).rowcount
+
+        if self._run(run) == 0:
+            raise NotFound(f"no key {public_key}")
+
     def project_keys(self) -> dict[str, tuple[int, bool]]:
         """Return ``{public_key: (project_id, is_active)}`` for every key."""
         rows = self._run(lambda c: c.execute("SELECT public_key, project_id, is_active FROM project_keys").fetchall())

@@ -232,3 +232,26 @@ async def test_client_report_outcomes(make_config):
         totals = store.outcome_totals()
     assert {"project_id": 1, "outcome": "client_discard", "reason": "queue_overflow", "category": "error",
             "quantity": 3} in totals
+
+
+async def test_disabled_key_is_refused_after_refresh(make_config):
+    async with running_pipeline(make_config()) as pipeline, client_for(pipeline) as client:
+        _, body = event_envelope()
+        assert (await post(client, body)).status_code == 200
+        await anyio.to_thread.run_sync(pipeline.store.set_key_active, KEY, False)
+        pipeline.relay.keys.max_age = 0  # what KEY_REFRESH seconds of waiting would do
+        _, body = event_envelope()
+        response = await post(client, body)
+        assert response.status_code == 403 and "disabled" in response.json()["detail"]
+        await anyio.to_thread.run_sync(pipeline.store.set_key_active, KEY, True)
+        assert (await post(client, body)).status_code == 200
+
+
+async def test_project_created_while_running_is_served(make_config):
+    async with running_pipeline(make_config()) as pipeline, client_for(pipeline) as client:
+        project_id, key = await anyio.to_thread.run_sync(pipeline.store.create_project, "fresh")
+        event_id, body = event_envelope()
+        response = await post(client, body, path=f"/api/{project_id}/envelope/",
+                              headers={"X-Sentry-Auth": f"Sentry sentry_key={key}"})
+        assert response.status_code == 200
+        assert event_id in await stored_ids(pipeline)
