@@ -31,11 +31,11 @@ __all__ = ["Grouping", "compute_grouping"]
 class Grouping:
     """How one event groups: its issue hash, and the title, culprit and metadata of that issue."""
 
-    hash: str
-    title: str
-    culprit: str
-    metadata: dict
-    variant: str
+    hash: str  # 32 lowercase hex digits: the issue's identity
+    title: str  # "Type: first line of value", or the message's first line; at most 200 chars
+    culprit: str  # the transaction, else "<module or filename> in <function>" of the crash frame
+    metadata: dict  # Sentry's issue metadata: type/value/filename/function, or title
+    variant: str  # what the hash came from: app, system, message, fallback, salted, custom-...
 
 
 _JS = frozenset(("javascript", "node"))

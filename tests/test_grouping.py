@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from typing import Any
 
 import pytest
@@ -435,7 +434,7 @@ event_keys = st.sampled_from(["exception", "threads", "stacktrace", "logentry", 
                               "culprit", "main_exception_id", "request", "logger"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.dictionaries(event_keys | st.text(max_size=10), json_values, max_size=8))
 def test_never_raises_on_arbitrary_json(event: dict):
     check(event)
@@ -464,7 +463,7 @@ platforms = st.sampled_from(["python", "javascript", "node", "java", "php", "rub
                              "native", "csharp", "other"]) | json_values
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(exceptions, platforms, st.lists(text_or_junk, max_size=4), json_values)
 def test_never_raises_on_shaped_exceptions(excs: list, platform: Any, fingerprint: list,
                                            transaction: Any):
@@ -474,33 +473,19 @@ def test_never_raises_on_shaped_exceptions(excs: list, platform: Any, fingerprin
     check({"exception": excs, "platform": platform})  # legacy list form
 
 
-@pytest.mark.parametrize("event", [None, [], "x", 3, {"exception": None}, {"exception": [None]},
-                                   {"exception": {"values": "x"}}, {"threads": [1, 2]},
-                                   {"logentry": "x"}, {"message": {"formatted": 3}},
-                                   {"stacktrace": {"frames": [None, 1, "x", {}]}},
-                                   {"fingerprint": "x"}, {"fingerprint": [{}, ["x"], "\ud800", 10**5000]},
-                                   {"message": "\ud800 lone surrogate"}])
+ODD_EVENTS = [
+    None, [], "x", 3, {"exception": None}, {"exception": [None]}, {"exception": {"values": "x"}},
+    {"threads": [1, 2]}, {"logentry": "x"}, {"message": {"formatted": 3}},
+    {"stacktrace": {"frames": [None, 1, "x", {}]}}, {"fingerprint": "x"},
+    {"fingerprint": [{}, ["x"], "\ud800", 10**5000, float("nan")]},
+    {"message": "\ud800 lone surrogate"}, {"platform": ["python"], "stacktrace": {"frames": [
+        {"module": 1, "function": ["f"], "context_line": {}, "platform": {}, "in_app": 1}]}},
+]
+
+
+@pytest.mark.parametrize("event", ODD_EVENTS)
 def test_odd_inputs(event: Any):
     check(event)
-
-
-def test_fast_and_linear():
-    def big(n: int) -> dict:
-        return error(frames=[frame(f"app.mod{i}", f"f{i}", f"    result = helper_{i}(arg)",
-                                   in_app=i % 2 == 0) for i in range(n)])
-
-    small, large = big(30), big(3000)
-    runs = 200
-    start = time.perf_counter()
-    for _ in range(runs):
-        compute_grouping(small)
-    per_event = (time.perf_counter() - start) / runs
-    start = time.perf_counter()
-    compute_grouping(large)
-    large_time = time.perf_counter() - start
-    # Generous bounds (shared CI machines): the goal is ~50 µs for 30 frames, linear in frames.
-    assert per_event < 1e-3
-    assert large_time < max(per_event * 100 * 20, 0.1)
 
 
 # -- a real SDK ---------------------------------------------------------------------------------
