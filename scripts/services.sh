@@ -64,15 +64,15 @@ for s in socks:
 EOF
 }
 
-tail_log() {
-    local f=$1
-    if [[ -f $f ]]; then
-        printf -- '----- last lines of %s -----\n' "$f" >&2
-        tail -n 40 "$f" >&2 || true
-        printf -- '-----\n' >&2
-    else
-        printf '(no log at %s)\n' "$f" >&2
-    fi
+tail_log() { # FILE...
+    local f
+    for f in "$@"; do
+        if [[ -s $f ]]; then
+            printf -- '----- last lines of %s -----\n' "$f" >&2
+            tail -n 40 "$f" >&2 || true
+            printf -- '-----\n' >&2
+        fi
+    done
 }
 
 redis_ping() { # PORT
@@ -81,6 +81,9 @@ redis_ping() { # PORT
 
 # kafka_ready PORT: a real metadata round trip that reports at least one broker.
 kafka_ready() {
+    # Instant refusal while the listener is not up yet (the checks below would wait for a timeout).
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+        "$1" >/dev/null 2>&1 || return 1
     if "$PYTHON" -c 'import confluent_kafka' >/dev/null 2>&1; then
         "$PYTHON" - "$1" <<'EOF' >/dev/null 2>&1
 import sys
@@ -140,26 +143,56 @@ EOF
     fi
 }
 
-# wait_ready NAME LOG PIDFILE PATTERN CHECK...: poll CHECK until it succeeds, the process dies,
-# or TIMEOUT seconds pass.
+# wait_ready PIDFILE PATTERN CHECK...: poll CHECK until it succeeds (0), the process exits (1),
+# or TIMEOUT seconds pass (2).
 wait_ready() {
-    local name=$1 logf=$2 pidfile=$3 pattern=$4
-    shift 4
+    local pidfile=$1 pattern=$2
+    shift 2
     local deadline=$((SECONDS + TIMEOUT))
     while :; do
         if "$@"; then
             return 0
         fi
-        if ! pid_alive "$pidfile" "$pattern"; then
-            tail_log "$logf"
-            die "$name exited before becoming ready (log: $logf)"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail_log "$logf"
-            die "$name not ready after ${TIMEOUT}s (log: $logf)"
-        fi
-        sleep 0.5
+        pid_alive "$pidfile" "$pattern" || return 1
+        ((SECONDS < deadline)) || return 2
+        sleep 0.3
     done
+}
+
+# launch_failed NAME RC PIDFILE PATTERN LOG...: after wait_ready failed. A process that exited on a
+# port taken since we picked it returns 0 (the caller retries on new ports); otherwise the
+# process is stopped, its logs shown, and the script dies naming the service.
+launch_failed() {
+    local name=$1 rc=$2 pidfile=$3 pattern=$4
+    shift 4
+    if ((rc == 1)) && grep -qsE 'Address already in use|BindException' "$@"; then
+        log "$name: a picked port was taken meanwhile; retrying on new ports"
+        return 0
+    fi
+    stop_pidfile "$name" "$pidfile" "$pattern" || true
+    tail_log "$@"
+    if ((rc == 1)); then
+        die "$name exited before becoming ready (logs: $*)"
+    fi
+    die "$name not ready after ${TIMEOUT}s (logs: $*)"
+}
+
+# spawn PIDFILE LOG CMD...: run CMD in the background in its own session (a Ctrl-C in the caller's
+# terminal doesn't reach it), stdin closed, output appended to LOG (no pipe of the caller is held
+# open), the start/stop lock fd 9 closed (or the daemon would hold the lock for its whole life).
+# The child writes its own pid before exec, so PIDFILE is right even if setsid has to fork.
+spawn() {
+    local pidfile=$1 logf=$2 i
+    shift 2
+    rm -f "$pidfile"
+    # shellcheck disable=SC2016  # expanded by the child bash
+    setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
+        </dev/null >>"$logf" 2>&1 9>&- &
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $pidfile ]] && return 0
+        sleep 0.05
+    done
+    die "could not start $1 (no pidfile $pidfile)"
 }
 
 stop_pidfile() { # NAME PIDFILE PATTERN
@@ -213,7 +246,7 @@ ensure_redis_installed() {
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
             "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
                 --no-install-recommends redis-server
-    } >"$STATE/apt.log" 2>&1 || rc=$?
+    } >"$STATE/apt.log" 2>&1 9>&- || rc=$?
     if ((added_policy)); then "${sudo[@]}" rm -f "$policy"; fi
     if ((rc != 0)); then
         tail_log "$STATE/apt.log"
@@ -230,23 +263,24 @@ start_redis() {
         return 0
     fi
     stop_pidfile redis "$pidfile" redis-server
-    local port
-    port=$(free_ports 1)
-    rm -f "$dir/redis.log"
-    log "starting redis on 127.0.0.1:$port"
-    redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
-        --save '' --appendonly no --dir "$dir" \
-        --daemonize yes --pidfile "$pidfile" --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 ||
-        { tail_log "$dir/redis.log"; die "redis-server failed to start"; }
-    echo "$port" >"$dir/port"
-    # The daemon writes its pidfile shortly after forking.
-    local i
-    for ((i = 0; i < 100; i++)); do
-        [[ -s $pidfile ]] && break
-        sleep 0.1
+    local port rc
+    for _ in 1 2 3; do
+        port=$(free_ports 1)
+        rm -f "$dir/redis.log" "$dir/port"
+        log "starting redis on 127.0.0.1:$port"
+        # Backgrounded (not --daemonize): our pidfile is its pid and an early exit shows at once.
+        spawn "$pidfile" "$dir/redis.log" redis-server --bind 127.0.0.1 --port "$port" \
+            --protected-mode yes --save '' --appendonly no --dir "$dir" --daemonize no
+        rc=0
+        wait_ready "$pidfile" redis-server redis_ping "$port" || rc=$?
+        if ((rc == 0)); then
+            echo "$port" >"$dir/port"
+            log "redis ready on 127.0.0.1:$port"
+            return 0
+        fi
+        launch_failed redis "$rc" "$pidfile" redis-server "$dir/redis.log"
     done
-    wait_ready redis "$dir/redis.log" "$pidfile" redis-server redis_ping "$port"
-    log "redis ready on 127.0.0.1:$port"
+    die "redis could not get a free port in 3 attempts"
 }
 
 # ---------------------------------------------------------------- kafka
@@ -287,9 +321,8 @@ EOF
         tail_log "$work/mvn.log"
         die "mvn could not resolve Kafka $KAFKA_VERSION"
     fi
-    local jar
-    jar=$(ls "$KAFKA_LIBS.tmp"/kafka_2.13-"$KAFKA_VERSION".jar 2>/dev/null) ||
-        die "kafka_2.13-$KAFKA_VERSION.jar missing after resolution"
+    local jar="$KAFKA_LIBS.tmp/kafka_2.13-$KAFKA_VERSION.jar"
+    [[ -f $jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after resolution"
     local cls
     for cls in kafka/Kafka.class kafka/tools/StorageTool.class; do
         unzip -l "$jar" "$cls" >/dev/null 2>&1 || python3 -c '
@@ -300,7 +333,7 @@ sys.exit(0 if sys.argv[2] in zipfile.ZipFile(sys.argv[1]).namelist() else 1)' "$
     rm -rf "$KAFKA_LIBS"
     mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
     touch "$KAFKA_LIBS/.complete"
-    log "kafka jars cached in $KAFKA_LIBS ($(ls "$KAFKA_LIBS" | wc -l) files)"
+    log "kafka jars cached in $KAFKA_LIBS ($(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars)"
 }
 
 start_kafka() {
@@ -314,11 +347,27 @@ start_kafka() {
     command -v java >/dev/null 2>&1 || die "java not on PATH (Kafka needs Java 17+)"
     ensure_kafka_libs
 
+    local rc
+    for _ in 1 2 3; do
+        rc=0
+        launch_kafka "$dir" "$pidfile" || rc=$?
+        if ((rc == 0)); then
+            log "kafka ready on 127.0.0.1:$(<"$dir/port")"
+            return 0
+        fi
+        launch_failed kafka "$rc" "$pidfile" kafka.Kafka "$dir/kafka.log" "$dir/logs/server.log"
+    done
+    die "kafka could not get free ports in 3 attempts"
+}
+
+# launch_kafka DIR PIDFILE: fresh storage on new free ports, start the broker, wait_ready's status.
+launch_kafka() {
+    local dir=$1 pidfile=$2
     local ports port cport
     ports=$(free_ports 2)
     port=$(sed -n 1p <<<"$ports")
     cport=$(sed -n 2p <<<"$ports")
-    rm -rf "$dir/data" "$dir/logs" "$dir/kafka.log"
+    rm -rf "$dir/data" "$dir/logs" "$dir/kafka.log" "$dir/port"
     mkdir -p "$dir/data" "$dir/logs"
 
     cat >"$dir/server.properties" <<EOF
@@ -358,10 +407,16 @@ EOF
     local cp="$KAFKA_LIBS/*"
     local jvm=(-Dlog4j2.configurationFile="$dir/log4j2.properties" -Djava.awt.headless=true
         -Dkafka.logs.dir="$dir/logs")
+    # Cluster id as `StorageTool random-uuid` makes it (16 random bytes, base64url, no padding,
+    # never starting with "-"), without paying for a JVM start.
     local cluster_id
-    cluster_id=$(java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>>"$dir/kafka.log") ||
-        { tail_log "$dir/kafka.log"; die "kafka StorageTool random-uuid failed"; }
-    cluster_id=$(tail -n 1 <<<"$cluster_id")
+    cluster_id=$(python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if not s.startswith("-"):
+        print(s)
+        break')
     if ! java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" \
         -c "$dir/server.properties" >>"$dir/kafka.log" 2>&1; then
         tail_log "$dir/kafka.log"
@@ -369,14 +424,9 @@ EOF
     fi
     echo "$port" >"$dir/port"
     log "starting kafka $KAFKA_VERSION on 127.0.0.1:$port (controller 127.0.0.1:$cport)"
-    # setsid: its own session, so a Ctrl-C in the caller's terminal doesn't hit it directly;
-    # all output to the state dir, stdin closed, so no pipe of the caller is held open.
-    setsid java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" \
-        </dev/null >>"$dir/kafka.log" 2>&1 &
-    echo $! >"$pidfile"
-    wait_ready kafka "$dir/logs/server.log" "$pidfile" kafka.Kafka kafka_ready "$port"
-    log "kafka ready on 127.0.0.1:$port"
+    spawn "$pidfile" "$dir/kafka.log" java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC \
+        -XX:MaxGCPauseMillis=20 "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties"
+    wait_ready "$pidfile" kafka.Kafka kafka_ready "$port"
 }
 
 # ---------------------------------------------------------------- commands

@@ -6,19 +6,13 @@ minisentry's own code. Without the services they skip locally and fail in CI (se
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-_TESTS_DIR = str(Path(__file__).resolve().parent.parent)
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-import services  # noqa: E402  (tests/services.py)
+from tests import services
 
 pytestmark = pytest.mark.services
 
