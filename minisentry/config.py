@@ -30,7 +30,7 @@ __all__ = [
     "config_from_dict",
 ]
 
-_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+_KEY_RE = re.compile(r"[0-9a-f]{32}")
 STAGE_EDGES = ("ingest", "symbolicate", "process", "store")
 
 
@@ -163,7 +163,7 @@ def config_from_dict(
     known = {f.name for f in dataclasses.fields(Config)} - {"source"}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{label}: unknown key {key!r}")
+            raise ConfigError(f"{label}: unknown key '{key}'")
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
         if f.name in ("source", "projects", "plugins") or f.name not in raw:
@@ -171,7 +171,8 @@ def config_from_dict(
         cls = get_type_hints(Config)[f.name]
         sections[f.name] = _build(cls, raw[f.name], f.name, label)
     if "plugins" in raw:
-        sections["plugins"] = _check_type(raw["plugins"], dict[str, Any], "plugins", label)
+        plugins = _check_type(raw["plugins"], dict[str, Any], "plugins", label)
+        sections["plugins"] = {name: _resolve_env(value, f"plugins.{name}", label) for name, value in plugins.items()}
     projects_raw = raw.get("projects", [])
     if not isinstance(projects_raw, list):
         raise ConfigError(f"{label}: 'projects' must be an array of tables ([[projects]])")
@@ -194,7 +195,7 @@ def _build(cls: type, raw: Any, where: str, label: str) -> Any:
     values = {}
     for key, value in raw.items():
         if key not in names:
-            raise ConfigError(f"{label}: unknown key {where}.{key!r}")
+            raise ConfigError(f"{label}: unknown key '{where}.{key}'")
         values[key] = _check_type(_resolve_env(value, f"{where}.{key}", label), hints[key], f"{where}.{key}", label)
     try:
         return cls(**values)
@@ -212,6 +213,8 @@ def _resolve_env(value: Any, where: str, label: str) -> Any:
         return os.environ[name]
     if isinstance(value, list):
         return [_resolve_env(item, where, label) for item in value]
+    if isinstance(value, dict):
+        return {key: _resolve_env(item, f"{where}.{key}", label) for key, item in value.items()}
     return value
 
 
@@ -262,11 +265,11 @@ def _validate(config: Config, label: str) -> None:
     positive("channels.capacity", config.channels.capacity)
     for edge, capacity in config.channels.capacities.items():
         if edge not in STAGE_EDGES:
-            raise ConfigError(f"{label}: unknown key channels.capacities.{edge!r} (stages: {', '.join(STAGE_EDGES)})")
+            raise ConfigError(f"{label}: unknown key 'channels.capacities.{edge}' (stages: {', '.join(STAGE_EDGES)})")
         positive(f"channels.capacities.{edge}", capacity)
     for stage, count in config.stages.concurrency.items():
         if stage not in STAGE_EDGES:
-            raise ConfigError(f"{label}: unknown key stages.concurrency.{stage!r} (stages: {', '.join(STAGE_EDGES)})")
+            raise ConfigError(f"{label}: unknown key 'stages.concurrency.{stage}' (stages: {', '.join(STAGE_EDGES)})")
         positive(f"stages.concurrency.{stage}", count)
     if config.stages.concurrency.get("store", 1) != 1:
         raise ConfigError(f"{label}: stages.concurrency.store must be 1 (one writer per store)")
@@ -284,7 +287,7 @@ def _validate(config: Config, label: str) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,49}", project.slug) or project.slug in seen_slugs:
             raise ConfigError(f"{label}: {where}.slug must be a unique lowercase slug, got {project.slug!r}")
         for key in project.keys:
-            if not _KEY_RE.match(key) or key in seen_keys:
+            if not _KEY_RE.fullmatch(key) or key in seen_keys:
                 raise ConfigError(f"{label}: {where}.keys: {key!r} is not a unique 32-hex public key")
             seen_keys.add(key)
         seen_ids.add(project.id)

@@ -20,6 +20,9 @@ SUPPORTED_ENCODINGS = ("identity", "gzip", "x-gzip", "deflate", "br", "zstd")
 
 # The most any single decompression step may produce before the limit is checked again.
 _STEP = 64 * 1024
+# brotli's output buffer grows in blocks (about 32 KiB, then 64 KiB, ...) until it holds at least
+# output_buffer_limit bytes, so asking for a quarter step yields one block: at most about half a step.
+_BROTLI_LIMIT = _STEP // 4
 
 
 class _LimitedSink:
@@ -187,9 +190,12 @@ class BodyDecoder:
         try:
             if self._brotli.is_finished():
                 raise BadRequest("trailing data after the end of the br stream")
-            self._sink.write(self._brotli.process(chunk, output_buffer_limit=_STEP))
-            while not self._brotli.can_accept_more_data():
-                self._sink.write(self._brotli.process(b"", output_buffer_limit=_STEP))
+            out = self._brotli.process(chunk, output_buffer_limit=_BROTLI_LIMIT)
+            self._sink.write(out)
+            # A full buffer may leave output pending even when can_accept_more_data() is True.
+            while len(out) >= _BROTLI_LIMIT or not self._brotli.can_accept_more_data():
+                out = self._brotli.process(b"", output_buffer_limit=_BROTLI_LIMIT)
+                self._sink.write(out)
         except brotli.error as exc:
             raise BadRequest(f"corrupt br body: {exc}") from exc
 

@@ -5,12 +5,19 @@ runs several times faster on anyio/trio than general-purpose servers (see bench/
 
 What it guarantees, each with a test in tests/test_httpserver.py:
 - at most ``max_connections`` connections are served at once (further ones wait in the backlog);
-- request line + headers are limited to ``max_header_bytes`` (431), bodies to the limit the
-  handler chooses per request, counted *after* decoding ``Content-Encoding`` (413);
-- slow clients: a request must keep arriving within ``read_timeout`` (408), an idle keep-alive
-  connection is closed after ``keepalive_timeout``;
-- keep-alive and pipelining (at most ``max_pipelined_requests`` parsed ahead), chunked bodies,
-  ``Expect: 100-continue``;
+- request line + headers are limited to ``max_header_bytes`` (414/431, also while a header line is
+  still arriving), bodies to the limit the handler chooses per request, counted *after* decoding
+  ``Content-Encoding`` and on the wire (413, answered as soon as the limit is passed);
+- slow clients: the request line and headers must arrive within ``read_timeout`` in total, each
+  piece of a body within ``read_timeout`` of the previous one (408); an idle keep-alive connection
+  is closed after ``keepalive_timeout``;
+- keep-alive and pipelining (at most ``max_pipelined_requests`` parsed ahead, more is 400), chunked
+  bodies, ``Expect: 100-continue``; protocol upgrades (and CONNECT) are refused with 400;
+- a request refused while it is read (malformed HTTP, a limit, ``body_limit`` raising, a corrupt
+  body) is answered at once, after the requests before it, and closes the connection; the server
+  half-closes and drains input for up to a second first, so the client gets to read the answer;
+- an error accepting a connection (such as running out of file descriptors), or an exception
+  escaping the handler's ``error`` or a malformed ``Response``, is logged and not fatal to the server;
 - graceful shutdown: stop accepting, let requests in progress finish, close idle connections.
 """
 
@@ -36,7 +43,7 @@ log = logging.getLogger("minisentry.http")
 _REASONS = {
     100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
     404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 413: "Content Too Large",
-    415: "Unsupported Media Type", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+    414: "URI Too Long", 415: "Unsupported Media Type", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
 
@@ -89,19 +96,23 @@ class HttpLimits:
 
 
 class _Fatal(Exception):
-    """The connection cannot continue; answer ``status`` and close."""
+    """The connection cannot continue; answer ``status`` (via ``exc`` for ``request`` if given) and close."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, request: Request | None = None,
+                 exc: RequestError | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.request = request
+        self.exc = exc
 
 
 class _Parse:
     """httptools callbacks for one connection; collects complete requests. Never raises."""
 
     __slots__ = ("handler", "limits", "remote", "url", "headers", "header_bytes", "request", "decoder",
-                 "ready", "error", "continue_wanted", "in_message", "parser", "body_limit", "wire_bytes")
+                 "ready", "error", "continue_wanted", "in_message", "parser", "body_limit", "wire_bytes",
+                 "header_wire", "header_deadline")
 
     def __init__(self, handler: Handler, limits: HttpLimits, remote: str | None) -> None:
         self.handler = handler
@@ -109,7 +120,6 @@ class _Parse:
         self.remote = remote
         self.ready: deque[tuple[Request, RequestError | None]] = deque()
         self.error: _Fatal | None = None
-        self.continue_wanted = False
         self.in_message = False
         self._reset()
 
@@ -121,6 +131,10 @@ class _Parse:
         self.decoder: BodyDecoder | RequestError | None = None
         self.body_limit = 0
         self.wire_bytes = 0
+        self.continue_wanted = False
+        # Bytes of a header section that spans several receives, and the time it must be complete by.
+        self.header_wire = 0
+        self.header_deadline: float | None = None
 
     def on_message_begin(self) -> None:
         self.in_message = True
@@ -130,7 +144,7 @@ class _Parse:
         self.url += url
         self.header_bytes += len(url)
         if self.header_bytes > self.limits.max_header_bytes and self.error is None:
-            self.error = _Fatal(414 if not self.headers else 431, "request line or headers too large")
+            self.error = _Fatal(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
@@ -158,8 +172,7 @@ class _Parse:
         except RequestError as exc:
             # Refused before the body: answer now and close, rather than read a body we won't use.
             self.decoder = exc
-            self.error = _Fatal(exc.status, exc.detail)
-            self.ready.append((request, exc))
+            self.error = _Fatal(exc.status, exc.detail, request, exc)
 
     @property
     def _method(self) -> str:
@@ -176,7 +189,10 @@ class _Parse:
                 raise_too_large(self.body_limit)
             decoder.feed(chunk)
         except RequestError as exc:
+            # Answer now and close, rather than read (maybe endlessly) the rest of a refused body.
             self.decoder = exc
+            if self.error is None:
+                self.error = _Fatal(exc.status, exc.detail, self.request, exc)
 
     def on_message_complete(self) -> None:
         self.in_message = False
@@ -184,15 +200,13 @@ class _Parse:
         if request is None or self.error is not None:
             # Either the headers were refused (already answered) or the connection is failing.
             return
-        if isinstance(decoder, RequestError):
-            self.ready.append((request, decoder))
-            return
         try:
             request.body = decoder.finish() if decoder is not None else b""
             self.ready.append((request, None))
         except RequestError as exc:
             self.ready.append((request, exc))
-        if len(self.ready) > self.limits.max_pipelined_requests and self.error is None:
+        if len(self.ready) > self.limits.max_pipelined_requests:
+            self.ready.clear()
             self.error = _Fatal(400, "too many pipelined requests")
 
 
@@ -206,13 +220,14 @@ def _encode_response(response: Response, keep_alive: bool, date: bytes) -> bytes
     head = [
         b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown").encode()),
         date,
-        b"Content-Type: %s\r\n" % response.content_type.encode("latin-1"),
+        b"Content-Type: %s\r\n" % response.content_type.encode("latin-1", "replace"),
         b"Content-Length: %d\r\n" % len(response.body),
     ]
     if not keep_alive:
         head.append(b"Connection: close\r\n")
     for name, value in response.headers:
-        head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        # "replace": a header value may quote client input (an error detail) beyond latin-1.
+        head.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
     head.append(b"\r\n")
     return b"".join(head) + response.body
 
@@ -260,6 +275,12 @@ class HttpServer:
             await limiter.acquire()
             try:
                 stream = await listener.accept()
+            except OSError as exc:
+                # E.g. EMFILE: out of file descriptors. Back off instead of taking the server down.
+                limiter.release()
+                log.warning("accepting a connection failed: %s", exc)
+                await anyio.sleep(0.1)
+                continue
             except BaseException:
                 limiter.release()
                 raise
@@ -282,6 +303,9 @@ class HttpServer:
                 await self._serve_connection(stream)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
             pass
+        except Exception:
+            # A bug answering one connection (say, in the handler's ``error``) must not stop the server.
+            log.exception("connection failed")
         finally:
             limiter.release()
 
@@ -298,8 +322,6 @@ class HttpServer:
         while True:
             if state.ready:
                 request, refused = state.ready.popleft()
-                closing = self._stopping.is_set() or state.error is not None
-                keep_alive = not closing and request.keep_alive
                 if refused is not None:
                     response = self.handler.error(refused, request)
                 else:
@@ -314,6 +336,8 @@ class HttpServer:
                         response.status = 500
                     finally:
                         self.active_requests -= 1
+                # After the handler: a shutdown during it must still say "Connection: close".
+                keep_alive = request.keep_alive and not self._stopping.is_set()
                 with anyio.fail_after(limits.read_timeout):
                     await stream.send(_encode_response(response, keep_alive, self._date_header()))
                 if not keep_alive:
@@ -322,29 +346,50 @@ class HttpServer:
             if state.error is not None:
                 await self._send_fatal(stream, state.error)
                 return
-            if self._stopping.is_set() and not state.in_message:
-                return
             idle = not state.in_message
-            data = await self._receive(stream, limits.keepalive_timeout if idle else limits.read_timeout, idle)
+            if idle:
+                if self._stopping.is_set():
+                    return
+                deadline = anyio.current_time() + limits.keepalive_timeout
+            elif state.request is None:
+                # Request line and headers still arriving: one deadline for all of them (slowloris).
+                if state.header_deadline is None:
+                    state.header_deadline = anyio.current_time() + limits.read_timeout
+                deadline = state.header_deadline
+            else:
+                if state.continue_wanted:
+                    # The body is still to come and nothing was refused: ask for it.
+                    state.continue_wanted = False
+                    with anyio.fail_after(limits.read_timeout):
+                        await stream.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                deadline = anyio.current_time() + limits.read_timeout
+            data = await self._receive(stream, deadline, idle)
             if data is None:
                 if not idle:
                     await self._send_fatal(stream, _Fatal(408, "request not received in time"))
                 return
+            headers = state.headers
             try:
                 parser.feed_data(data)
             except httptools.HttpParserUpgrade:
-                state.error = _Fatal(400, "protocol upgrades are not supported")
+                # The upgrade request was parsed as complete: refuse it instead of answering it.
+                if state.ready and state.ready[-1][0] is state.request:
+                    state.ready.pop()
+                if state.error is None:
+                    state.error = _Fatal(400, "protocol upgrades are not supported", state.request)
             except httptools.HttpParserError as exc:
                 if state.error is None:
                     state.error = _Fatal(400, f"malformed HTTP request: {exc}")
-            if state.continue_wanted:
-                state.continue_wanted = False
-                if state.error is None and not state.ready:
-                    await stream.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if state.request is None and state.in_message and state.headers is headers and not idle:
+                # All of ``data`` belongs to one unfinished header section, which httptools buffers
+                # until a header line ends (on_header cannot count it yet): bound it here.
+                state.header_wire += len(data)
+                if state.header_wire > limits.max_header_bytes and state.error is None:
+                    state.error = _Fatal(431, "request headers too large")
 
-    async def _receive(self, stream: SocketStream, timeout: float, idle: bool) -> bytes | None:
-        """Receive one chunk; None on timeout, end of stream, or (when idle) shutdown."""
-        scope = anyio.CancelScope(deadline=anyio.current_time() + timeout)
+    async def _receive(self, stream: SocketStream, deadline: float, idle: bool) -> bytes | None:
+        """Receive one chunk; None at ``deadline``, end of stream, or (when idle) shutdown."""
+        scope = anyio.CancelScope(deadline=deadline)
         if idle:
             self._idle_scopes.add(scope)
         try:
@@ -357,9 +402,16 @@ class HttpServer:
         return None
 
     async def _send_fatal(self, stream: SocketStream, error: _Fatal) -> None:
-        exc = BadRequest(error.detail)
-        exc.status = error.status
-        response = self.handler.error(exc, None)
+        exc = error.exc
+        if exc is None:
+            exc = BadRequest(error.detail)
+            exc.status = error.status
+        response = self.handler.error(exc, error.request)
         response.status = error.status
         with anyio.move_on_after(1.0):
             await stream.send(_encode_response(response, False, self._date_header()))
+            # Closing with unread input (say, the rest of a refused body) makes the kernel reset the
+            # connection, and the client may never read the answer: half-close and drain instead.
+            await stream.send_eof()
+            while await stream.receive(65536):
+                pass

@@ -49,6 +49,7 @@ class SqliteStore:
 
     def open(self) -> "SqliteStore":
         """Open (and for a writer, create and migrate) the database file."""
+        conn: sqlite3.Connection | None = None
         try:
             if self.readonly:
                 if not self.path.exists():
@@ -64,10 +65,13 @@ class SqliteStore:
             self._conn = conn
             if not self.readonly:
                 self._migrate(sqlite_utils.Database(conn))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
+                self._conn = None
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot create store folder for {self.path}: {exc}") from exc
             raise StorageError(f"cannot open store {self.path}: {exc}") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot create store folder for {self.path}: {exc}") from exc
         return self
 
     def close(self) -> None:
