@@ -13,9 +13,10 @@ What it guarantees, each with a test in tests/test_httpserver.py:
   is closed after ``keepalive_timeout``;
 - keep-alive and pipelining (at most ``max_pipelined_requests`` parsed ahead, more is 400), chunked
   bodies, ``Expect: 100-continue``; protocol upgrades (and CONNECT) are refused with 400;
-- a request refused while it is read (malformed HTTP, a limit, ``body_limit`` raising, a corrupt
-  body) is answered at once, after the requests before it, and closes the connection; the server
-  half-closes and drains input for up to a second first, so the client gets to read the answer;
+- a request refused while it is read (malformed HTTP, a limit, ``body_limit`` raising, a body
+  found corrupt as it arrives) is answered at once, after the requests before it, and then the
+  connection closes: half-closed first, its input drained for up to a second, so that the client
+  gets to read the answer rather than a reset;
 - an error accepting a connection (such as running out of file descriptors), or an exception
   escaping the handler's ``error`` or a malformed ``Response``, is logged and not fatal to the server;
 - graceful shutdown: stop accepting, let requests in progress finish, close idle connections.

@@ -40,6 +40,11 @@ class ProjectKeys:
         self._keys = self._load()
         self._loaded_at = time.monotonic()
 
+    def known_project_of(self, key: str) -> int | None:
+        """Return the project of an active key already in the copy, without reloading. Never blocks."""
+        entry = self._keys.get(key)
+        return entry[0] if entry is not None and entry[1] else None
+
     async def project_of(self, key: str, project_id: int | None) -> int:
         """Return the project id of an active key, checking it matches ``project_id`` if given.
 

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given as _given
+from hypothesis import settings as _settings
+from hypothesis import strategies as _st
 
 from minisentry.config import Config, ProjectConfig, ServerConfig, StorageConfig, config_from_dict, load_config
 from minisentry.errors import ConfigError
@@ -292,3 +295,29 @@ def test_replace_whole_sections():
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         Config().server = ServerConfig()  # type: ignore[misc]
+
+
+# -- fuzzing the loader: any TOML-shaped mapping is a Config or a ConfigError, nothing else ----------
+
+
+_scalars = _st.one_of(_st.none(), _st.booleans(), _st.integers(-2, 70000), _st.floats(allow_nan=False),
+                      _st.text(max_size=40))
+_values = _st.recursive(_scalars, lambda inner: _st.one_of(_st.lists(inner, max_size=4),
+                                                           _st.dictionaries(_st.text(max_size=12), inner, max_size=4)),
+                        max_leaves=12)
+_section_names = _st.sampled_from(["server", "limits", "storage", "channels", "stages", "api", "projects", "plugins",
+                                   "bogus"])
+_field_names = _st.sampled_from(["host", "port", "backend", "path", "capacity", "capacities", "concurrency",
+                                 "tokens", "id", "slug", "keys", "max_event_bytes", "drain_timeout", "x"])
+
+
+@_settings(max_examples=300, deadline=None)
+@_given(_st.dictionaries(_section_names, _st.one_of(_values, _st.dictionaries(_field_names, _values, max_size=5),
+                                                    _st.lists(_st.dictionaries(_field_names, _values, max_size=4),
+                                                              max_size=3)),
+                         max_size=4))
+def test_fuzz_config_mappings_only_raise_config_error(raw):
+    try:
+        config_from_dict(raw)
+    except ConfigError:
+        pass

@@ -110,7 +110,7 @@ class Relay:
         headers.append(("X-Sentry-Error", exc.detail.replace("\r", " ").replace("\n", " ")[:200]))
         if isinstance(exc, PipelineFull):
             headers.append(("Retry-After", str(exc.retry_after)))
-        elif isinstance(exc, PayloadTooLarge) and request is not None:
+        elif isinstance(exc, (BadRequest, PayloadTooLarge)) and request is not None:
             self._count_refused_request(request, exc)
         return Response(exc.status, orjson.dumps({"detail": exc.detail}), headers)
 
@@ -164,9 +164,17 @@ class Relay:
         return event_id
 
     def _count_refused_request(self, request: Request, exc: RequestError) -> None:
+        """Record an ``invalid`` outcome for a refused request whose header key proves its project.
+
+        Unauthenticated requests are not counted: anyone could otherwise write outcome rows.
+        """
         match = _INGEST_RE.match(request.path)
-        if match is not None:
-            self.outcomes.record(int(match.group(1)), Outcome.INVALID, "default", exc.reason)
+        key = key_from_headers(request.headers) or key_from_query(request.query)
+        if match is None or key is None:
+            return
+        project_id = int(match.group(1))
+        if self.keys.known_project_of(key.strip().lower()) == project_id:
+            self.outcomes.record(project_id, Outcome.INVALID, "default", exc.reason)
 
 
 def _envelope_event_id(envelope: Envelope) -> str | None:

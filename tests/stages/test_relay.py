@@ -255,3 +255,19 @@ async def test_project_created_while_running_is_served(make_config):
                               headers={"X-Sentry-Auth": f"Sentry sentry_key={key}"})
         assert response.status_code == 200
         assert event_id in await stored_ids(pipeline)
+
+
+async def test_refused_requests_count_invalid_outcomes_only_when_authenticated(make_config):
+    config = make_config(limits={"max_event_bytes": 1000})
+    async with running_pipeline(config) as pipeline, client_for(pipeline) as client:
+        assert (await post(client, b"not an envelope")).status_code == 400
+        _, big = event_envelope(message="x" * 5000)
+        assert (await post(client, big)).status_code == 413
+        # Without a valid key nothing is counted, whatever the URL claims.
+        assert (await post(client, b"junk", headers={})).status_code == 400
+        assert (await post(client, b"junk", headers={"X-Sentry-Auth": f"Sentry sentry_key={OTHER_KEY}"})).status_code == 403
+    # Leaving the pipeline writes the outcomes still pending.
+    with pipeline.store.__class__(config.storage.path) as store:
+        totals = store.outcome_totals()
+    invalid = sorted((row["reason"], row["quantity"]) for row in totals if row["outcome"] == "invalid")
+    assert invalid == [("invalid_envelope", 1), ("too_large", 1)]
