@@ -112,6 +112,7 @@ class BodyDecoder:
     def __init__(self, encoding: str | None, limit: int) -> None:
         encoding = (encoding or "identity").strip().lower()
         self.encoding = encoding
+        self._fed = False
         self._sink = _LimitedSink(limit)
         if encoding == "identity":
             self._feed = self._sink.write
@@ -143,10 +144,13 @@ class BodyDecoder:
     def feed(self, chunk: bytes) -> None:
         """Decode one chunk of the body."""
         if chunk:
+            self._fed = True
             self._feed(chunk)
 
     def finish(self) -> bytes:
         """Check the stream ended cleanly and return the whole decoded body."""
+        if not self._fed:
+            return b""  # an empty body is empty in every encoding
         if self.encoding in ("gzip", "x-gzip", "deflate"):
             if self._zlib is None:
                 if self._sink.size == 0 and not self._sink.parts:
