@@ -8,6 +8,8 @@ What it measures, for each server, median of ``--repeat`` runs (each run starts 
 - server CPU per accepted event (utime+stime of the server process and its descendants, from
   ``/proc/<pid>/stat``, from "ready" to "done"), and peak RSS (``VmHWM``; descendants summed
   separately);
+- ``events_per_cpu_s`` = 1 / CPU per event: what one core could accept; steadier than req/s when
+  other work shares the machine;
 - noise: the share of the server's core that was busy, and busy with anything but the server
   (other processes on a shared machine, interrupts; from ``/proc/stat``); high values mean the run
   was disturbed;
@@ -18,11 +20,14 @@ What it measures, for each server, median of ``--repeat`` runs (each run starts 
 
 Servers run as subprocesses pinned to ``--server-cpu`` (default 0) with ``taskset``; this process
 (the load generator) pins itself to ``--client-cpu`` (default 1). Runs of the servers alternate
-(floor, minisentry, floor, ...) so that drift of the machine hits both alike. The floor is
-``bench/floor_server.py`` (httptools over anyio, same ``--backend``); minisentry is started as
-``python -m minisentry --config <tmp>/minisentry.toml serve --port P`` with ``[server] backend`` set
-from ``--backend`` and a fresh SQLite file, and is ready when ``GET /api/relay/healthcheck/ready/``
-answers 200. A server that exits early is reported with the tail of its stderr.
+(floor, minisentry, floor, ...) so that drift of the machine hits both alike, and each run first
+waits (``--quiet-wait``, bounded) until both CPUs are idle, since other work on a shared 2-core
+machine skews everything; each run records how busy the server's core was with other work. The
+floor is ``bench/floor_server.py`` (httptools over anyio, same ``--backend``); minisentry is
+started as ``python -m minisentry --config <tmp>/minisentry.toml serve --port P`` with
+``[server] backend`` set from ``--backend`` and a fresh SQLite file, and is ready when
+``GET /api/relay/healthcheck/ready/`` answers 200. A server that exits early is reported with the
+tail of its stderr.
 
 Run (from the repository root)::
 
@@ -30,7 +35,9 @@ Run (from the repository root)::
         [--repeat 3] [--servers floor,minisentry] [--store-timeout 120]
 
 ``--servers`` also accepts ``floor-trivial`` (reads the body and answers 200 without decoding: the
-ceiling of the HTTP layer) and ``floor-protocol`` (the floor's work on a plain asyncio Protocol).
+ceiling of the HTTP layer), ``floor-protocol`` (the floor's work on a plain asyncio Protocol,
+without anyio) and ``nginx`` (if installed: ``return 200`` in C, to see the load generator's own
+ceiling; ``loadgen CPU util`` near 1.0 there means the client is the limit).
 It prints a table, the ratios floor/minisentry, and one JSON line with every figure (last line).
 Absolute numbers depend on the machine; compare ratios.
 """
@@ -103,7 +110,8 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
     def one(p: int) -> float:
         f = _stat_fields(p)
-        # After the ')': state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+        # After the ')': state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        # utime stime
         return (int(f[11]) + int(f[12])) / CLK_TCK if f else 0.0
 
     return one(pid), sum(one(c) for c in _descendants(pid))
@@ -125,7 +133,7 @@ def peak_rss_kb(pid: int) -> tuple[int, int]:
 
 
 def cpu_jiffies(cpu: int) -> tuple[int, int, int]:
-    """(busy, total, steal) jiffies of one CPU from /proc/stat (all processes, plus the VM's steal)."""
+    """(busy, total, steal) jiffies of one CPU from /proc/stat: all processes, and VM steal."""
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith(f"cpu{cpu} "):
             v = [int(x) for x in line.split()[1:]]
@@ -134,6 +142,19 @@ def cpu_jiffies(cpu: int) -> tuple[int, int, int]:
             total = sum(v[:8])
             return total - idle, total, steal
     return 0, 0, 0
+
+
+def wait_quiet(cpus: list[int], threshold: float, max_wait: float) -> float:
+    """Wait (at most ``max_wait`` s) until every CPU in ``cpus`` is busy less than ``threshold``
+    over a 0.5 s window; return the last busy share seen (other work on a shared machine)."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = [cpu_jiffies(c) for c in cpus]
+        time.sleep(0.5)
+        after = [cpu_jiffies(c) for c in cpus]
+        share = max((a[0] - b[0]) / max(a[1] - b[1], 1) for a, b in zip(after, before, strict=True))
+        if share <= threshold or time.monotonic() >= deadline:
+            return round(share, 3)
 
 
 # --- servers --------------------------------------------------------------------------------------
@@ -148,14 +169,15 @@ def _free_port() -> int:
 class Server:
     """A server subprocess pinned to one CPU, with stdout/stderr captured to files."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path, cpu: int | None, env: dict[str, str]):
+    def __init__(
+        self, name: str, argv: list[str], workdir: Path, cpu: int | None, env: dict[str, str]
+    ):
         self.name = name
         self.workdir = workdir
         self.stdout_path = workdir / f"{name}.stdout"
         self.stderr_path = workdir / f"{name}.stderr"
-        if cpu is not None:
-            if shutil.which("taskset"):
-                argv = ["taskset", "-c", str(cpu), *argv]
+        if cpu is not None and shutil.which("taskset"):
+            argv = ["taskset", "-c", str(cpu), *argv]
         self.argv = argv
         self.cpu = cpu
         self.env = env
@@ -209,7 +231,9 @@ class Server:
                     self.port = int(line.split()[1])
                     return self.port
             time.sleep(0.02)
-        raise ServerFailed(f"{self.name} printed no READY line within {timeout}s\n{self.stderr_tail()}")
+        raise ServerFailed(
+            f"{self.name} printed no READY line within {timeout}s\n{self.stderr_tail()}"
+        )
 
     def wait_healthy(self, port: int, timeout: float) -> None:
         """Wait until ``GET /api/relay/healthcheck/ready/`` answers 200."""
@@ -253,20 +277,68 @@ class Server:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
 def start_floor(kind: str, args: argparse.Namespace, workdir: Path) -> Server:
     backend = "asyncio-protocol" if kind == "floor-protocol" else args.backend
-    argv = [args.python, str(BENCH_DIR / "floor_server.py"), "--port", "0", "--backend", backend,
-            "--project", str(PROJECT_ID), "--key", args.key]
+    argv = [
+        args.python,
+        str(BENCH_DIR / "floor_server.py"),
+        "--port",
+        "0",
+        "--backend",
+        backend,
+        "--project",
+        str(PROJECT_ID),
+        "--key",
+        args.key,
+    ]
     if kind == "floor-trivial":
         argv.append("--trivial")
     server = Server(kind, argv, workdir, args.server_cpu, _child_env())
     server.start()
     server.wait_ready_line(args.ready_timeout)
+    return server
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process off;
+error_log {dir}/nginx-error.log;
+pid {dir}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir};
+  client_body_buffer_size 1m;
+  keepalive_requests 10000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 '{{}}'; }}
+  }}
+}}
+"""
+
+
+def start_nginx(args: argparse.Namespace, workdir: Path) -> Server:
+    """nginx answering 200 to everything: a C server, to find the load generator's own ceiling."""
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        raise ServerFailed("nginx is not installed (apt-get install nginx-light); it is optional")
+    port = _free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    server = Server(
+        "nginx", [exe, "-c", str(conf), "-p", str(workdir)], workdir, args.server_cpu, _child_env()
+    )
+    server.start()
+    server.wait_healthy(port, args.ready_timeout)
     return server
 
 
@@ -298,7 +370,7 @@ def start_minisentry(args: argparse.Namespace, workdir: Path) -> tuple[Server, P
 
 
 def stored_count(db: Path) -> int | None:
-    """``SELECT count(*) FROM events`` read-only; 0 if the file or table is missing, None if busy."""
+    """``SELECT count(*) FROM events``, read-only: 0 if file or table is missing, None if busy."""
     if not db.exists():
         return 0
     try:
@@ -316,32 +388,47 @@ def stored_count(db: Path) -> int | None:
 # --- one run --------------------------------------------------------------------------------------
 
 
-def run_once(kind: str, args: argparse.Namespace, bodies: list[bytes], headers: dict[str, str]) -> dict[str, Any]:
+def run_once(
+    kind: str, args: argparse.Namespace, bodies: list[bytes], headers: dict[str, str]
+) -> dict[str, Any]:
+    idle_busy = None
+    if args.quiet_wait > 0 and args.server_cpu is not None:
+        idle_busy = wait_quiet(
+            [args.server_cpu, args.client_cpu], args.quiet_threshold, args.quiet_wait
+        )
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
         workdir = Path(tmp)
         db = None
         if kind == "minisentry":
             server, db = start_minisentry(args, workdir)
+        elif kind == "nginx":
+            server = start_nginx(args, workdir)
         else:
             server = start_floor(kind, args, workdir)
         try:
             cpu0, cpu0_children = cpu_seconds(server.pid)
             core0 = cpu_jiffies(args.server_cpu) if args.server_cpu is not None else None
-            load = asyncio.run(
-                run_load(
-                    "127.0.0.1",
-                    server.port,
-                    bodies,
-                    args.concurrency,
-                    requests=args.requests,
-                    project_id=PROJECT_ID,
-                    public_key=args.key,
-                    headers=headers,
+            try:
+                load = asyncio.run(
+                    run_load(
+                        "127.0.0.1",
+                        server.port,
+                        bodies,
+                        args.concurrency,
+                        requests=args.requests,
+                        project_id=PROJECT_ID,
+                        public_key=args.key,
+                        headers=headers,
+                    )
                 )
-            )
+            except OSError as exc:
+                server.check_alive("during the load")
+                raise ServerFailed(
+                    f"{kind}: cannot load it: {exc}\n{server.stderr_tail()}"
+                ) from exc
             t_load_end = time.perf_counter()
             server.check_alive("during the load")
-            result: dict[str, Any] = {"server": kind, **load}
+            result: dict[str, Any] = {"server": kind, **load, "busy_before_run": idle_busy}
             if db is not None:
                 expected = load["accepted"]
                 count, lag = 0, None
@@ -376,7 +463,9 @@ def run_once(kind: str, args: argparse.Namespace, bodies: list[bytes], headers: 
                 span = max(total1 - core0[1], 1)
                 server_j = ((cpu1 - cpu0) + max(cpu1_children - cpu0_children, 0.0)) * CLK_TCK
                 result["server_cpu_busy_share"] = round((busy1 - core0[0]) / span, 3)
-                result["server_cpu_other_share"] = round(max(busy1 - core0[0] - server_j, 0) / span, 3)
+                result["server_cpu_other_share"] = round(
+                    max(busy1 - core0[0] - server_j, 0) / span, 3
+                )
                 result["server_cpu_steal_share"] = round((steal1 - core0[2]) / span, 3)
             hwm, hwm_children = peak_rss_kb(server.pid)
             server.check_alive("after the load")
@@ -386,6 +475,9 @@ def run_once(kind: str, args: argparse.Namespace, bodies: list[bytes], headers: 
             result["server_cpu_ms_per_event"] = round(
                 ((cpu1 - cpu0) + max(cpu1_children - cpu0_children, 0.0)) * 1000 / accepted, 4
             )
+            # Less sensitive to a noisy shared machine than req/s: events one core could take.
+            cpu_ms = result["server_cpu_ms_per_event"]
+            result["events_per_cpu_s"] = round(1000 / cpu_ms, 1) if cpu_ms > 0 else None
             result["peak_rss_mb"] = round(hwm / 1024, 1)
             result["children_peak_rss_mb"] = round(hwm_children / 1024, 1)
             return result
@@ -397,11 +489,13 @@ def run_once(kind: str, args: argparse.Namespace, bodies: list[bytes], headers: 
 
 ROWS = [
     ("accepted_per_s", "accepted req/s", "{:,.0f}"),
+    ("best_accepted_per_s", "  best run req/s", "{:,.0f}"),
     ("p50_ms", "p50 latency ms", "{:.2f}"),
     ("p99_ms", "p99 latency ms", "{:.2f}"),
     ("non_200", "non-200 responses", "{:,.0f}"),
     ("errors", "connection errors", "{:,.0f}"),
     ("server_cpu_ms_per_event", "server CPU ms/event", "{:.4f}"),
+    ("events_per_cpu_s", "events per server CPU-s", "{:,.0f}"),
     ("peak_rss_mb", "server peak RSS MB", "{:.1f}"),
     ("store_lag_s", "store lag after load s", "{:.3f}"),
     ("time_to_all_stored_s", "time to all stored s", "{:.3f}"),
@@ -412,13 +506,26 @@ ROWS = [
 ]
 
 
+# Rows where floor/minisentry means nothing (load generator and noise indicators).
+NO_RATIO = {"client_cpu_util", "server_cpu_busy_share", "server_cpu_other_share"}
+
+
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for r in runs:
         r["non_200"] = sum(v for k, v in r["status"].items() if k != "200")
-    keys = {k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    keys = {
+        k
+        for r in runs
+        for k, v in r.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     for k in sorted(keys):
-        vals = [r[k] for r in runs if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
+        vals = [
+            r[k]
+            for r in runs
+            if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+        ]
         if len(vals) == len(runs):
             out[k] = round(statistics.median(vals), 4)
         else:
@@ -431,6 +538,8 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
         status[k] = [r["status"].get(k, 0) for r in runs]
     out["status"] = {k: statistics.median(v) for k, v in sorted(status.items())}
     out["runs"] = len(runs)
+    # On a shared machine the fastest run is the least disturbed one; kept beside the median.
+    out["best_accepted_per_s"] = max(r["accepted_per_s"] for r in runs)
     return out
 
 
@@ -456,11 +565,19 @@ def print_table(medians: dict[str, dict[str, Any]], ratios: dict[str, float | No
             row.append(_fmt("{:.2f}", ratios.get(key)))
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
     print(line)
     print("-" * len(line))
     for r in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,20 +586,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--backend", choices=("trio", "asyncio"), default="trio")
     p.add_argument("--repeat", type=int, default=3, help="runs per server; the median is reported")
-    p.add_argument("--servers", default="floor,minisentry",
-                   help="comma list of floor, minisentry, floor-trivial, floor-protocol")
+    p.add_argument(
+        "--servers",
+        default="floor,minisentry",
+        help="comma list of floor, minisentry, floor-trivial, floor-protocol, nginx",
+    )
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--key", default=DEFAULT_KEY)
-    p.add_argument("--store-timeout", type=float, default=120.0,
-                   help="seconds to wait after the load for minisentry to store every event")
+    p.add_argument(
+        "--store-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait after the load for minisentry to store every event",
+    )
     p.add_argument("--ready-timeout", type=float, default=60.0)
     p.add_argument("--python", default=sys.executable, help="interpreter for the servers")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=20.0,
+        help="before each run, wait up to this many seconds for both CPUs to be idle "
+        "(shared machines); 0 = don't wait",
+    )
+    p.add_argument(
+        "--quiet-threshold",
+        type=float,
+        default=0.10,
+        help="busy share under which a CPU counts as idle for --quiet-wait",
+    )
     args = p.parse_args(argv)
 
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     for k in kinds:
-        if k not in ("floor", "minisentry", "floor-trivial", "floor-protocol"):
+        if k not in ("floor", "minisentry", "floor-trivial", "floor-protocol", "nginx"):
             p.error(f"unknown server {k!r}")
     if args.repeat < 1 or args.requests < 1 or args.concurrency < 1:
         p.error("--repeat, --requests and --concurrency must be >= 1")
@@ -497,10 +634,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     headers = request_headers(args.key, PROJECT_ID)
     bodies = make_bodies(args.requests, args.key, PROJECT_ID)
-    print(f"built {len(bodies)} bodies (avg {sum(map(len, bodies)) / len(bodies):.0f} B compressed) "
-          f"in {time.perf_counter() - t0:.1f}s; {args.repeat} run(s) per server, "
-          f"{args.requests} requests at concurrency {args.concurrency}, backend {args.backend}",
-          file=sys.stderr)
+    print(
+        f"built {len(bodies)} bodies (avg {sum(map(len, bodies)) / len(bodies):.0f} B compressed) "
+        f"in {time.perf_counter() - t0:.1f}s; {args.repeat} run(s) per server, "
+        f"{args.requests} requests at concurrency {args.concurrency}, backend {args.backend}",
+        file=sys.stderr,
+    )
 
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     failures: dict[str, str] = {}
@@ -518,33 +657,53 @@ def main(argv: list[str] | None = None) -> int:
             extra = ""
             if kind == "minisentry":
                 extra = f", stored {r['stored']}/{r['accepted']} lag {r['store_lag_s']}s"
-            print(f"[{kind} run {i + 1}] {r['accepted_per_s']:,.0f} req/s accepted, status {r['status']}, "
-                  f"p99 {r['p99_ms']} ms, cpu {r['server_cpu_ms_per_event']} ms/event{extra}",
-                  file=sys.stderr)
+            if r.get("server_cpu_other_share") is not None:
+                extra += f", core used by others {r['server_cpu_other_share']:.0%}"
+            print(
+                f"[{kind} run {i + 1}] {r['accepted_per_s']:,.0f} req/s accepted, "
+                f"status {r['status']}, p99 {r['p99_ms']} ms, "
+                f"cpu {r['server_cpu_ms_per_event']} ms/event{extra}",
+                file=sys.stderr,
+            )
 
     medians = {k: _median(v) for k, v in runs.items() if v}
     ratios: dict[str, float | None] = {}
     if "floor" in medians and "minisentry" in medians:
-        for key, _label, _fmt_ in ROWS:
+        for key, *_ in ROWS:
+            if key in NO_RATIO:
+                continue
             a, b = medians["floor"].get(key), medians["minisentry"].get(key)
-            ratios[key] = round(a / b, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+            ratios[key] = (
+                round(a / b, 3)
+                if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b
+                else None
+            )
     if medians:
         print()
         print_table(medians, ratios)
         print()
     for kind, msg in failures.items():
         print(f"{kind}: FAILED\n{msg}\n")
-    print(json.dumps({
-        "config": {
-            "requests": args.requests, "concurrency": args.concurrency, "backend": args.backend,
-            "repeat": args.repeat, "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
-            "body_bytes_avg": round(sum(map(len, bodies)) / len(bodies), 1),
-        },
-        "median": medians,
-        "ratio_floor_over_minisentry": ratios or None,
-        "runs": runs,
-        "failures": failures or None,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "config": {
+                    "requests": args.requests,
+                    "concurrency": args.concurrency,
+                    "backend": args.backend,
+                    "repeat": args.repeat,
+                    "server_cpu": args.server_cpu,
+                    "client_cpu": args.client_cpu,
+                    "body_bytes_avg": round(sum(map(len, bodies)) / len(bodies), 1),
+                },
+                "median": medians,
+                "ratio_floor_over_minisentry": ratios or None,
+                "runs": runs,
+                "failures": failures or None,
+            }
+        ),
+        flush=True,
+    )
     return 1 if failures else 0
 
 

@@ -1,14 +1,14 @@
 """Real ``sentry-sdk`` error envelopes, captured without a network, for the front-door benchmarks.
 
 What it produces: the exact bytes the real ``sentry-sdk`` (2.x) HTTP transport would POST for an
-application error: ``envelope.serialize()`` brotli-compressed at the SDK's default quality (4), sent
-with ``Content-Type: application/x-sentry-envelope``, ``Content-Encoding: br``, ``X-Sentry-Auth`` and
-the SDK's ``User-Agent``. The error is a realistic one: an exception raised four frames deep in a
-fake checkout handler with local variables (a request, a user, a cart), so that the event is ~6 KB
-of decoded JSON, like a real app error.
+application error: ``envelope.serialize()`` brotli-compressed at the SDK's default quality (4),
+sent with ``Content-Type: application/x-sentry-envelope``, ``Content-Encoding: br``,
+``X-Sentry-Auth`` and the SDK's ``User-Agent``. The error is a realistic one: an exception raised
+four frames deep in a fake checkout handler with local variables (a request, a user, an order), so
+that the event is ~6 KB of decoded JSON, like a real app error.
 
-How: ``sentry_sdk.init(dsn=..., transport=_RecordingTransport)`` where ``_RecordingTransport`` is the
-SDK's own ``HttpTransport`` with only its final network call replaced by a recorder, so
+How: ``sentry_sdk.init(dsn=..., transport=_RecordingTransport)``, where ``_RecordingTransport`` is
+the SDK's own ``HttpTransport`` with only its final network call replaced by a recorder, so
 serialization, compression and headers are the SDK's own code. The capture is done once per
 process (cached); ``make_bodies`` then rewrites the 32-hex event id (envelope header and event
 payload; same length, so item ``length`` headers stay valid) and brotli-compresses each copy with
@@ -23,7 +23,6 @@ Run it to see what was captured::
 from __future__ import annotations
 
 import functools
-import os
 import re
 import sys
 import uuid
@@ -60,7 +59,7 @@ class PaymentDeclined(Exception):
 
 def _gateway_charge(amount_cents: int, currency: str, card: dict, idempotency_key: str) -> dict:
     attempt = 3
-    gateway_url = "https://payments.internal.example/v2/charges"
+    gateway_url = "https://payments.internal.example/v2/charges"  # noqa: F841 - shows in the event
     response = {
         "status": "declined",
         "decline_code": "insufficient_funds",
@@ -101,7 +100,9 @@ def _checkout_view(request: dict) -> dict:
     ]
     order["customer_id"] = user["id"]
     subtotal = sum(line["unit_price_cents"] * line["quantity"] for line in order["lines"])
-    order["discount_cents"] = sum(p["amount_cents"] for p in promotions if p["min_total_cents"] <= subtotal)
+    order["discount_cents"] = sum(
+        p["amount_cents"] for p in promotions if p["min_total_cents"] <= subtotal
+    )
     return _charge_order(order)
 
 
@@ -125,7 +126,7 @@ def _dsn(public_key: str, project_id: int) -> str:
     return f"http://{public_key}@127.0.0.1:9/{project_id}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def capture(public_key: str = DEFAULT_KEY, project_id: int = DEFAULT_PROJECT) -> Captured:
     """Capture one real error envelope from ``sentry-sdk``; cached per (key, project).
 
@@ -202,17 +203,23 @@ def auth_header(public_key: str = DEFAULT_KEY) -> str:
     """The ``X-Sentry-Auth`` value sentry-sdk sends for ``public_key``."""
     from sentry_sdk.consts import VERSION
 
-    return f"Sentry sentry_key={public_key}, sentry_version=7, sentry_client=sentry.python/{VERSION}"
+    return (
+        f"Sentry sentry_key={public_key}, sentry_version=7, sentry_client=sentry.python/{VERSION}"
+    )
 
 
-def request_headers(public_key: str = DEFAULT_KEY, project_id: int = DEFAULT_PROJECT) -> dict[str, str]:
+def request_headers(
+    public_key: str = DEFAULT_KEY, project_id: int = DEFAULT_PROJECT
+) -> dict[str, str]:
     """The HTTP headers sentry-sdk's transport sets on an envelope POST (without Host/Length)."""
     headers = dict(capture(public_key, project_id).headers)
     headers["X-Sentry-Auth"] = auth_header(public_key)
     return headers
 
 
-def make_bodies(n: int, public_key: str = DEFAULT_KEY, project_id: int = DEFAULT_PROJECT) -> list[bytes]:
+def make_bodies(
+    n: int, public_key: str = DEFAULT_KEY, project_id: int = DEFAULT_PROJECT
+) -> list[bytes]:
     """Return ``n`` compressed envelope bodies, each with a unique random event id.
 
     The id is rewritten in the envelope header and in the event payload (same length, so the
@@ -254,8 +261,10 @@ def _main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     bodies = make_bodies(2000)
     dt = time.perf_counter() - t0
-    print(f"make_bodies(2000): {dt * 1000:.0f} ms ({dt / 2000 * 1e6:.1f} us/body), "
-          f"unique: {len(set(bodies))}")
+    print(
+        f"make_bodies(2000): {dt * 1000:.0f} ms ({dt / 2000 * 1e6:.1f} us/body), "
+        f"unique: {len(set(bodies))}"
+    )
     if "--dump" in argv:
         sys.stdout.write(brotli.decompress(bodies[0]).decode())
         print()
