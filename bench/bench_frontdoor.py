@@ -284,6 +284,16 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def start_relay_only(args: argparse.Namespace, workdir: Path) -> Server:
+    """minisentry's own front door (HttpServer + Relay) with the stages behind it cut off."""
+    argv = [args.python, str(BENCH_DIR / "relay_only_server.py"), "--port", "0", "--backend", args.backend,
+            "--project", str(PROJECT_ID), "--key", args.key]
+    server = Server("minisentry-relay", argv, workdir, args.server_cpu, _child_env())
+    server.start()
+    server.wait_ready_line(args.ready_timeout)
+    return server
+
+
 def start_floor(kind: str, args: argparse.Namespace, workdir: Path) -> Server:
     backend = "asyncio-protocol" if kind == "floor-protocol" else args.backend
     argv = [
@@ -401,6 +411,8 @@ def run_once(
         db = None
         if kind == "minisentry":
             server, db = start_minisentry(args, workdir)
+        elif kind == "minisentry-relay":
+            server = start_relay_only(args, workdir)
         elif kind == "nginx":
             server = start_nginx(args, workdir)
         else:
@@ -552,17 +564,15 @@ def _fmt(fmt: str, v: Any) -> str:
         return str(v)
 
 
-def print_table(medians: dict[str, dict[str, Any]], ratios: dict[str, float | None]) -> None:
+def print_table(medians: dict[str, dict[str, Any]], ratios: dict[str, dict[str, float | None]]) -> None:
     names = list(medians)
-    show_ratio = "floor" in medians and "minisentry" in medians
-    header = ["metric", *names] + (["floor/minisentry"] if show_ratio else [])
+    header = ["metric", *names] + [f"floor/{name}" for name in ratios]
     rows = []
     for key, label, fmt in ROWS:
         if all(medians[n].get(key) is None for n in names):
             continue
         row = [label] + [_fmt(fmt, medians[n].get(key)) for n in names]
-        if show_ratio:
-            row.append(_fmt("{:.2f}", ratios.get(key)))
+        row += [_fmt("{:.2f}", per_key.get(key)) for per_key in ratios.values()]
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(
@@ -589,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--servers",
         default="floor,minisentry",
-        help="comma list of floor, minisentry, floor-trivial, floor-protocol, nginx",
+        help="comma list of floor, minisentry, minisentry-relay, floor-trivial, floor-protocol, nginx",
     )
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
@@ -619,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     for k in kinds:
-        if k not in ("floor", "minisentry", "floor-trivial", "floor-protocol", "nginx"):
+        if k not in ("floor", "minisentry", "minisentry-relay", "floor-trivial", "floor-protocol", "nginx"):
             p.error(f"unknown server {k!r}")
     if args.repeat < 1 or args.requests < 1 or args.concurrency < 1:
         p.error("--repeat, --requests and --concurrency must be >= 1")
@@ -667,13 +677,17 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     medians = {k: _median(v) for k, v in runs.items() if v}
-    ratios: dict[str, float | None] = {}
-    if "floor" in medians and "minisentry" in medians:
+    # floor / each minisentry variant, per metric.
+    ratios: dict[str, dict[str, float | None]] = {}
+    for name in medians:
+        if "floor" not in medians or not name.startswith("minisentry"):
+            continue
+        per_key = ratios[name] = {}
         for key, *_ in ROWS:
             if key in NO_RATIO:
                 continue
-            a, b = medians["floor"].get(key), medians["minisentry"].get(key)
-            ratios[key] = (
+            a, b = medians["floor"].get(key), medians[name].get(key)
+            per_key[key] = (
                 round(a / b, 3)
                 if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b
                 else None
@@ -697,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
                     "body_bytes_avg": round(sum(map(len, bodies)) / len(bodies), 1),
                 },
                 "median": medians,
-                "ratio_floor_over_minisentry": ratios or None,
+                "ratio_floor_over": ratios or None,
                 "runs": runs,
                 "failures": failures or None,
             }

@@ -16,7 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Protocol, runtime_checkable
 
-__all__ = ["Delivery", "ChannelStats", "Channel", "ChannelSender", "ChannelReceiver", "ChannelFactory"]
+import anyio
+
+__all__ = ["Delivery", "ChannelStats", "Channel", "ChannelSender", "ChannelReceiver", "ChannelFactory",
+           "receive_batch"]
 
 
 class Delivery:
@@ -110,3 +113,21 @@ class ChannelFactory(Protocol):
     name: str
 
     def __call__(self, name: str, capacity: int) -> Channel: ...
+
+
+async def receive_batch(receiver: "ChannelReceiver", limit: int) -> list[Delivery]:
+    """Wait for one delivery, then take what is already buffered, up to ``limit`` in all.
+
+    Returns an empty list once the channel has ended. Taking a burst per wake-up keeps a consumer
+    level with producers that each add one message per scheduler round.
+    """
+    try:
+        batch = [await receiver.receive()]
+    except anyio.EndOfStream:
+        return []
+    while len(batch) < limit:
+        try:
+            batch.append(receiver.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return batch

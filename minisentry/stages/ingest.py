@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..channels import ChannelReceiver, ChannelSender
+from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
 from ..envelope import Item
 from ..errors import InvalidEnvelope
@@ -20,6 +20,8 @@ from ..outcomes import Outcome, category_of_item
 __all__ = ["IngestStage", "normalize_event_id"]
 
 _EVENT_ITEMS = ("event", "transaction")
+#: The most envelopes taken from the inbox per wake-up.
+BATCH = 64
 _CLIENT_REPORT_FIELDS = {
     "discarded_events": Outcome.CLIENT_DISCARD,
     "rate_limited_events": Outcome.RATE_LIMITED,
@@ -46,10 +48,11 @@ class IngestStage:
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
-            async for delivery in inbox:
-                for event in self.split(delivery.message, ctx):
-                    await outbox.send(event)
-                delivery.ack()
+            while batch := await receive_batch(inbox, BATCH):
+                for delivery in batch:
+                    for event in self.split(delivery.message, ctx):
+                        await outbox.send(event)
+                    delivery.ack()
 
     def split(self, message: EnvelopeMessage, ctx: StageContext) -> list[EventMessage]:
         """Return the envelope's events; record outcomes for everything else. Never raises."""

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import anyio
 import orjson
 from sentry_relay import StoreNormalizer
 from sentry_relay.exceptions import RelayError
 
-from ..channels import ChannelReceiver, ChannelSender, Delivery
+from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
 from ..grouping import Grouping, compute_grouping
 from ..messages import EventMessage, ProcessedEvent
@@ -46,17 +46,30 @@ class Rejected:
     reason: str
 
 
+_local = threading.local()
+#: Normalizers cached per project in each worker thread; the cache is cleared when it reaches this.
+MAX_CACHED_NORMALIZERS = 1024
+
+
+def _normalizer(project_id: int) -> StoreNormalizer:
+    cache = getattr(_local, "normalizers", None)
+    if cache is None or len(cache) >= MAX_CACHED_NORMALIZERS:
+        cache = _local.normalizers = {}
+    normalizer = cache.get(project_id)
+    if normalizer is None:
+        # Building one parses its JSON config in Rust: worth reusing for every event of a project.
+        normalizer = cache[project_id] = StoreNormalizer(
+            project_id=project_id, enable_trimming=True, normalize_user_agent=True
+        )
+    return normalizer
+
+
 def _normalize(message: EventMessage) -> dict | None:
-    normalizer = StoreNormalizer(
-        project_id=message.project_id,
-        client_ip=message.remote_addr,
-        received_at=datetime.fromtimestamp(message.received, timezone.utc).isoformat(),
-        enable_trimming=True,
-        normalize_user_agent=True,
-    )
-    data = normalizer.normalize_event(raw_event=message.payload, json_loads=orjson.loads)
+    data = _normalizer(message.project_id).normalize_event(raw_event=message.payload, json_loads=orjson.loads)
     if not isinstance(data, dict) or (data.get("_meta") or {}).get(""):
         return None  # the payload was JSON but not an event object
+    # The relay's clock, not the normalizer's moment of work, says when the event arrived.
+    data["received"] = message.received
     return data
 
 
@@ -117,13 +130,7 @@ class ProcessStage:
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
-            async for first in inbox:
-                batch: list[Delivery] = [first]
-                while len(batch) < BATCH:
-                    try:
-                        batch.append(inbox.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
+            while batch := await receive_batch(inbox, BATCH):
                 results = await anyio.to_thread.run_sync(_process_batch, [d.message for d in batch])
                 for delivery, result in zip(batch, results):
                     if isinstance(result, Rejected):

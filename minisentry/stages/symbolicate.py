@@ -6,7 +6,7 @@ the loop, its pull-based consumption and the acknowledgement order stay as they 
 
 from __future__ import annotations
 
-from ..channels import ChannelReceiver, ChannelSender
+from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
 from ..messages import EventMessage
 
@@ -25,6 +25,7 @@ class SymbolicateStage:
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
-            async for delivery in inbox:
-                await outbox.send(await self.handle(delivery.message, ctx))
-                delivery.ack()
+            while batch := await receive_batch(inbox, 64):
+                for delivery in batch:
+                    await outbox.send(await self.handle(delivery.message, ctx))
+                    delivery.ack()
