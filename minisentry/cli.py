@@ -285,7 +285,11 @@ def config_check(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``minisentry`` script."""
-    pm = make_plugin_manager()
-    pm.hook.minisentry_register_commands(cli=cli)
+    """Entry point of the ``minisentry`` script. Exits 1 with a message if a plugin fails to load."""
+    try:
+        pm = make_plugin_manager()
+        pm.hook.minisentry_register_commands(cli=cli)
+    except MinisentryError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     cli(obj={"pm": pm})
