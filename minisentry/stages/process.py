@@ -53,10 +53,12 @@ MAX_CACHED_NORMALIZERS = 1024
 
 def _normalizer(project_id: int) -> StoreNormalizer:
     cache = getattr(_local, "normalizers", None)
-    if cache is None or len(cache) >= MAX_CACHED_NORMALIZERS:
+    if cache is None:
         cache = _local.normalizers = {}
     normalizer = cache.get(project_id)
     if normalizer is None:
+        if len(cache) >= MAX_CACHED_NORMALIZERS:
+            cache = _local.normalizers = {}
         # Building one parses its JSON config in Rust: worth reusing for every event of a project.
         normalizer = cache[project_id] = StoreNormalizer(
             project_id=project_id, enable_trimming=True, normalize_user_agent=True

@@ -271,3 +271,17 @@ async def test_refused_requests_count_invalid_outcomes_only_when_authenticated(m
         totals = store.outcome_totals()
     invalid = sorted((row["reason"], row["quantity"]) for row in totals if row["outcome"] == "invalid")
     assert invalid == [("invalid_envelope", 1), ("too_large", 1)]
+
+
+def test_normalizer_cache_is_bounded(monkeypatch):
+    from minisentry.stages import process
+
+    monkeypatch.setattr(process, "MAX_CACHED_NORMALIZERS", 3)
+    monkeypatch.setattr(process._local, "normalizers", {}, raising=False)
+    for project_id in range(1, 4):
+        process._normalizer(project_id)
+    assert len(process._local.normalizers) == 3
+    first = process._normalizer(1)  # already cached: the same object
+    assert first is process._local.normalizers[1]
+    process._normalizer(99)  # at the limit: the cache starts over with just the new project
+    assert list(process._local.normalizers) == [99]
