@@ -27,6 +27,7 @@ from .context import StageContext
 from .envelope import Envelope, parse_envelope
 from .errors import ConfigError, PipelineError
 from .httpserver import HttpLimits, HttpServer
+from .metrics import Health, health_of, render
 from .outcomes import OutcomeAggregator
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
@@ -112,6 +113,8 @@ class Pipeline:
             self._task_group.cancel_scope.cancel()
             await self._task_group.__aexit__(type(exc), exc, exc.__traceback__)
             raise
+        self.relay.health = self.health
+        self.relay.metrics = self.metrics_text
         self.relay.ready = True
         self._started = time.monotonic()
         return self
@@ -192,6 +195,27 @@ class Pipeline:
     def statistics(self) -> list[ChannelStats]:
         """Return a snapshot of every channel."""
         return [channel.statistics() for channel in self.channels.values()]
+
+    def health(self) -> Health:
+        """Readiness from the channels' backlog and staleness (see metrics.health_of)."""
+        running = self.relay is not None and self.relay.ready
+        return health_of(running, self.statistics(), self.config.stages.stale_after)
+
+    def metrics_text(self) -> str:
+        """The Prometheus text served at ``/metrics``."""
+        ctx = self.context
+        counters = {
+            "minisentry_envelopes_accepted_total": (self.relay.accepted if self.relay else 0,
+                                                    "Envelopes answered 200 by the relay."),
+            "minisentry_events_stored_total": (ctx.stored if ctx else 0, "Events and transactions newly stored."),
+            "minisentry_events_duplicate_total": (ctx.duplicates if ctx else 0,
+                                                  "Redelivered events skipped by the idempotent store."),
+            "minisentry_outcomes_dropped_total": (self.outcomes.dropped,
+                                                  "Outcome counts lost at the aggregation bound."),
+            "minisentry_http_active_requests": (self.server.active_requests if self.server else 0,
+                                                "Requests being answered now."),
+        }
+        return render(self.statistics(), counters, self.health().ready)
 
     def idle(self) -> bool:
         """True when nothing is queued or in flight in any channel and no request is being answered."""

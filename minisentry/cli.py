@@ -263,6 +263,42 @@ def outcomes(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--url", default=None, help="Base URL of the running server (default: from [server] in the config).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status(ctx: click.Context, url: str | None, as_json: bool) -> None:
+    """Show a running server's channels (depth, peak, waiting tasks, oldest age) and counters."""
+    import urllib.error
+    import urllib.request
+
+    from .metrics import parse
+
+    if url is None:
+        config = _load(ctx.obj["config_path"])
+        url = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
+    target = url.rstrip("/") + "/metrics"
+    try:
+        with urllib.request.urlopen(target, timeout=5) as response:  # noqa: S310 - operator-given URL
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"cannot reach minisentry at {target}: {exc}") from exc
+    channels, counters = parse(text)
+    if as_json:
+        click.echo(json.dumps({"channels": channels, "counters": counters}, indent=2))
+        return
+    click.echo(f"{'channel':<12} {'depth':>12} {'peak':>6} {'senders':>8} {'receivers':>9} {'in flight':>9} "
+               f"{'oldest s':>9} {'sent':>10} {'acked':>10}")
+    for name, values in channels.items():
+        click.echo(f"{name:<12} {int(values.get('depth', 0)):>5}/{int(values.get('capacity', 0)):<6} "
+                   f"{int(values.get('peak_depth', 0)):>6} {int(values.get('senders_waiting', 0)):>8} "
+                   f"{int(values.get('receivers_waiting', 0)):>9} {int(values.get('in_flight', 0)):>9} "
+                   f"{values.get('oldest_age_seconds', 0.0):>9.2f} {int(values.get('sent_total', 0)):>10} "
+                   f"{int(values.get('acked_total', 0)):>10}")
+    for name, value in counters.items():
+        click.echo(f"{name.removeprefix('minisentry_')}: {value:g}")
+
+
+@cli.command()
 @click.pass_context
 def plugins(ctx: click.Context) -> None:
     """List loaded plugins, their versions and the hooks each implements."""

@@ -88,6 +88,7 @@ class StagesConfig:
     enqueue_timeout: float = 0.5
     retry_after: int = 2
     drain_timeout: float = 10.0
+    stale_after: float = 30.0
 
     def concurrency_of(self, stage: str) -> int:
         """Return how many workers run stage ``stage`` (default 1)."""
@@ -277,6 +278,7 @@ def _validate(config: Config, label: str) -> None:
     if not 1 <= config.stages.retry_after <= 60:
         raise ConfigError(f"{label}: stages.retry_after must be 1..60 seconds")
     positive("stages.drain_timeout", config.stages.drain_timeout)
+    positive("stages.stale_after", config.stages.stale_after)
     seen_ids: set[int] = set()
     seen_slugs: set[str] = set()
     seen_keys: set[str] = set()

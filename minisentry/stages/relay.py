@@ -6,7 +6,8 @@ Routes (trailing slash optional)::
     POST    /api/<project_id>/store/          a single event as JSON (legacy SDKs)
     OPTIONS /api/<project_id>/...             CORS preflight
     GET     /api/relay/healthcheck/live/      the process is up
-    GET     /api/relay/healthcheck/ready/     the pipeline accepts events
+    GET     /api/relay/healthcheck/ready/     the pipeline accepts events (503 with reasons if not)
+    GET     /metrics                          channel statistics and counters (Prometheus text)
     GET     /api/0/...                        the read API (see api.py)
 
 Per request: size limits (after decompression, while streaming), authentication, envelope parsing,
@@ -22,7 +23,7 @@ import binascii
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import anyio
 import orjson
@@ -36,6 +37,7 @@ from ..errors import (AuthMissing, BadRequest, InvalidEnvelope, MethodNotAllowed
                       PipelineFull, RequestError)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
+from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
 from ..projects import ProjectKeys
 from .ingest import normalize_event_id
@@ -70,6 +72,9 @@ class Relay:
         self.sender: ChannelSender | None = None
         self.ready = False
         self.accepted = 0
+        #: Set by the Pipeline: the readiness verdict and the Prometheus text for /metrics.
+        self.health: Callable[[], Health] = lambda: Health(self.ready, () if self.ready else ("not running",))
+        self.metrics: Callable[[], str] | None = None
 
     # -- Handler protocol -----------------------------------------------------------------------
 
@@ -99,7 +104,11 @@ class Relay:
             if kind == "live":
                 return Response(200, b'{"is_healthy":true}')
             if kind == "ready":
-                return Response(200 if self.ready else 503, b'{"is_healthy":%s}' % (b"true" if self.ready else b"false"))
+                health = self.health()
+                body = orjson.dumps({"is_healthy": health.ready, "reasons": list(health.reasons)})
+                return Response(200 if health.ready else 503, body)
+        if request.path == "/metrics" and request.method == "GET" and self.metrics is not None:
+            return Response(200, self.metrics().encode(), content_type="text/plain; version=0.0.4")
         if request.path.startswith("/api/0/") and self.api is not None:
             return await self.api.handle(request)
         raise NotFound(f"no route for {request.path}")
