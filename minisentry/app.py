@@ -122,8 +122,9 @@ class Pipeline:
     def _start_stages(self) -> None:
         assert self.context is not None
         names = [edge for edge, _ in _STAGES]
+        symbolicators = list(collect(self.pm, "minisentry_register_symbolicators").values())
         for index, (edge, stage_cls) in enumerate(_STAGES):
-            stage = stage_cls()
+            stage = stage_cls(symbolicators) if stage_cls is SymbolicateStage else stage_cls()
             next_edge = names[index + 1] if index + 1 < len(names) else None
             for _ in range(self.config.stages.concurrency_of(edge)):
                 inbox = self.channels[edge].receiver()

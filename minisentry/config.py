@@ -89,6 +89,7 @@ class StagesConfig:
     retry_after: int = 2
     drain_timeout: float = 10.0
     stale_after: float = 30.0
+    symbolicate_deadline: float = 60.0
 
     def concurrency_of(self, stage: str) -> int:
         """Return how many workers run stage ``stage`` (default 1)."""
@@ -279,6 +280,7 @@ def _validate(config: Config, label: str) -> None:
         raise ConfigError(f"{label}: stages.retry_after must be 1..60 seconds")
     positive("stages.drain_timeout", config.stages.drain_timeout)
     positive("stages.stale_after", config.stages.stale_after)
+    positive("stages.symbolicate_deadline", config.stages.symbolicate_deadline)
     seen_ids: set[int] = set()
     seen_slugs: set[str] = set()
     seen_keys: set[str] = set()

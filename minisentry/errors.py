@@ -5,6 +5,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
 
     MinisentryError
     ├── ConfigError                 the config file or a setting is wrong (the operator's fault)
+    │   └── KillSwitchError         a kill-switch name or value is invalid (names the switch and field)
     ├── PluginError                 a plugin failed to load or registered something invalid
     ├── RequestError                the client sent something we refuse; carries an HTTP status
     │   ├── BadRequest              400: malformed HTTP, envelope, JSON or encoding
@@ -16,6 +17,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   ├── PayloadTooLarge         413: over a size limit (checked after decompression)
     │   ├── UnsupportedEncoding     415: a Content-Encoding we do not decode
     │   └── PipelineFull            429: the pipeline cannot take more right now
+    │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 __all__ = [
     "MinisentryError",
     "ConfigError",
+    "KillSwitchError",
     "PluginError",
     "RequestError",
     "BadRequest",
@@ -39,6 +42,7 @@ __all__ = [
     "PayloadTooLarge",
     "UnsupportedEncoding",
     "PipelineFull",
+    "SpoolFull",
     "StorageError",
     "PipelineError",
 ]
@@ -50,6 +54,10 @@ class MinisentryError(Exception):
 
 class ConfigError(MinisentryError):
     """The configuration is invalid; the message names the file and the offending key."""
+
+
+class KillSwitchError(ConfigError):
+    """A kill-switch name or value is invalid; the message names the switch, condition and field."""
 
 
 class PluginError(MinisentryError):
@@ -136,6 +144,12 @@ class PipelineFull(RequestError):
     def __init__(self, detail: str, *, retry_after: int = 1) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class SpoolFull(PipelineFull):
+    """429: the on-disk spool (``spool.py``) would exceed its ``max_bytes``; answered like PipelineFull."""
+
+    reason = "spool_full"
 
 
 class StorageError(MinisentryError):

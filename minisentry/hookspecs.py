@@ -26,3 +26,8 @@ def minisentry_register_stores() -> list[Any]:
 @hookspec
 def minisentry_register_commands(cli: Any) -> None:
     """Add click commands to the ``minisentry`` command group."""
+
+
+@hookspec
+def minisentry_register_symbolicators() -> list[Any]:
+    """Return symbolicators: objects with ``name`` and ``async symbolicate(event_message) -> event_message``."""

@@ -1,4 +1,4 @@
-"""The SQLite event store: projects, keys, issues, events, transactions and outcomes.
+"""The SQLite event store: projects, keys, issues, events, transactions, outcomes and kill-switches.
 
 One writer (the store stage) writes batches in single transactions; readers (CLI, API, the relay's
 key lookup) open their own connections. WAL mode lets them read while the writer writes. Every write
@@ -26,7 +26,8 @@ from ..outcomes import Outcome, OutcomeRow
 
 __all__ = ["SqliteStore"]
 
-_SCHEMA_VERSION = 1
+# 2: adds the killswitches table.
+_SCHEMA_VERSION = 2
 
 
 def _now() -> float:
@@ -123,6 +124,9 @@ class SqliteStore:
                 reason TEXT NOT NULL, category TEXT NOT NULL, quantity INTEGER NOT NULL,
                 PRIMARY KEY (timestamp, project_id, outcome, reason, category))"""
         )
+        # Every statement above is IF NOT EXISTS, so an older file runs this whole block again and
+        # only gains what it lacks (version 1 → 2: this table).
+        db.execute("CREATE TABLE IF NOT EXISTS killswitches (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL)")
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
@@ -296,6 +300,33 @@ class SqliteStore:
              data.get("platform"), data.get("release"), data.get("environment"), body),
         )
         return True
+
+    # -- kill-switches --------------------------------------------------------------------------
+
+    def killswitch_values(self) -> dict[str, list]:
+        """Return ``{name: value}`` of every stored kill-switch, values as decoded JSON (unvalidated).
+
+        A read-only store on a file older than the killswitches table has none: returns ``{}``.
+        """
+
+        def run(conn: sqlite3.Connection) -> dict[str, list]:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'killswitches'").fetchone() is None:
+                return {}
+            return {row[0]: orjson.loads(row[1]) for row in conn.execute("SELECT name, value FROM killswitches")}
+
+        try:
+            return self._run(run)
+        except orjson.JSONDecodeError as exc:
+            raise StorageError(f"store {self.path}: a kill-switch value is not JSON: {exc}") from exc
+
+    def set_killswitch(self, name: str, conditions: list[dict[str, Any]]) -> None:
+        """Store a kill-switch's value (a JSON-serializable list, validated by the caller); ``[]`` disables it."""
+        value = orjson.dumps(conditions).decode()
+        self._run(lambda c: c.execute(
+            "INSERT INTO killswitches(name, value, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+            (name, value, _now()),
+        ))
 
     # -- reads for the CLI and API --------------------------------------------------------------
 

@@ -98,6 +98,10 @@ def process_event(message: EventMessage) -> ProcessedEvent | Rejected:
         return Rejected(message, "invalid_json")
     # The envelope header's id is the one the SDK was answered with; it wins over the payload's.
     data["event_id"] = message.event_id
+    if message.errors:
+        # Problems found before processing (a symbolication deadline, a failing plugin) are kept
+        # with the event, as Sentry keeps processing errors in ``errors``.
+        data.setdefault("errors", []).extend(message.errors)
     timestamp = data.get("timestamp")
     if not isinstance(timestamp, (int, float)):
         timestamp = message.received or time.time()
