@@ -152,7 +152,9 @@ class LaneSelector:
     costs and demotion. Forced projects are never forgotten; their number is the operator's choice.
     """
 
-    def __init__(self, config: LaneConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: LaneConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config if config is not None else LaneConfig()
         self._clock = clock
         self._latest = -math.inf
@@ -177,9 +179,8 @@ class LaneSelector:
         the project if needed, which may evict the least recently seen one. Raises ValueError if
         ``duration_seconds`` is negative or not finite, or ``now`` is not finite.
         """
-        if isinstance(duration_seconds, bool) or not (
-            isinstance(duration_seconds, (int, float)) and math.isfinite(duration_seconds) and duration_seconds >= 0
-        ):
+        valid = isinstance(duration_seconds, (int, float)) and not isinstance(duration_seconds, bool)
+        if not (valid and math.isfinite(duration_seconds) and duration_seconds >= 0):
             raise ValueError(f"duration_seconds must be a finite number >= 0, got {duration_seconds!r}")
         index = self._index(self._now(now))
         usage = self._find(project_id, touch=True)
@@ -213,7 +214,7 @@ class LaneSelector:
         """
         if current_lane not in _LANES:
             raise ValueError(f"current_lane must be 'fast' or 'slow', got {current_lane!r}")
-        if isinstance(switches_so_far, bool) or not isinstance(switches_so_far, int) or switches_so_far < 0:
+        if not isinstance(switches_so_far, int) or isinstance(switches_so_far, bool) or switches_so_far < 0:
             raise ValueError(f"switches_so_far must be an integer >= 0, got {switches_so_far!r}")
         if switches_so_far >= self.config.max_lane_switches:
             return current_lane
