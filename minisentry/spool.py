@@ -312,7 +312,8 @@ def _decoded(records: list[tuple[int, bytes]]) -> list[tuple[int, EnvelopeMessag
 def _next_batch(spool: DiskSpool, limit: int) -> tuple[list, list]:
     """Take the expired records and peek at the next ones, decoded in this worker thread."""
     expired = _decoded(spool.take_expired(limit))
-    return expired, _decoded(spool.peek(limit))
+    # A full batch of expired records may have more behind it: expire those before sending any.
+    return expired, _decoded(spool.peek(limit)) if len(expired) < limit else []
 
 
 async def drain(spool: DiskSpool, sender: ChannelSender, *, batch: int = 64, poll_interval: float = 0.05,
