@@ -27,24 +27,21 @@ from .context import StageContext
 from .envelope import Envelope, parse_envelope
 from .errors import ConfigError, PipelineError
 from .httpserver import HttpLimits, HttpServer
+from .lanes import LaneSelector, make_lane_selector
 from .metrics import Health, health_of, render
 from .outcomes import OutcomeAggregator
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
 from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
 from .stages.relay import Relay
+from .stages.routing import DemotingReceiver, LaneRouter
 
 __all__ = ["Pipeline"]
 
 log = logging.getLogger("minisentry")
 
-# Each stage with the channel it consumes; it sends to the next stage's channel.
-_STAGES = (
-    ("ingest", IngestStage),
-    ("symbolicate", SymbolicateStage),
-    ("process", ProcessStage),
-    ("store", StoreStage),
-)
+# The channels, in pipeline order; each is the inbox of the stage of the same name.
+_CHANNELS = ("ingest", "symbolicate", "symbolicate_slow", "process", "store")
 
 
 class Pipeline:
@@ -65,6 +62,7 @@ class Pipeline:
         self.relay: Relay | None = None
         self.server: HttpServer | None = None
         self.context: StageContext | None = None
+        self.lanes: LaneSelector | None = None
         self._read_store: Any = None
         self._task_group: Any = None
         self._started = 0.0
@@ -86,9 +84,11 @@ class Pipeline:
         await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
         self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
         channel_factory = backends[config.channels.backend]
-        self.channels = {edge: channel_factory(edge, config.channels.capacity_of(edge)) for edge, _ in _STAGES}
+        self.channels = {edge: channel_factory(edge, config.channels.capacity_of(edge)) for edge in _CHANNELS}
+        self.lanes = make_lane_selector(config.lanes)
 
-        self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook)
+        self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
+                                    lanes=self.lanes)
         keys = ProjectKeys(self.store.project_keys)
         await anyio.to_thread.run_sync(keys.reload)
         api = ReadApi(self._read_store, config.api.tokens)
@@ -120,16 +120,30 @@ class Pipeline:
         return self
 
     def _start_stages(self) -> None:
+        """Start every stage's workers; the whole topology is here.
+
+        ingest ─▶ symbolicate (fast lane) ─┬─▶ process ─▶ store
+               └▶ symbolicate_slow ────────┘
+        """
         assert self.context is not None
-        names = [edge for edge, _ in _STAGES]
-        symbolicators = list(collect(self.pm, "minisentry_register_symbolicators").values())
-        for index, (edge, stage_cls) in enumerate(_STAGES):
-            stage = stage_cls(symbolicators) if stage_cls is SymbolicateStage else stage_cls()
-            next_edge = names[index + 1] if index + 1 < len(names) else None
-            for _ in range(self.config.stages.concurrency_of(edge)):
-                inbox = self.channels[edge].receiver()
-                outbox = self.channels[next_edge].sender() if next_edge else None
-                self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{edge}")
+        channels, concurrency, lanes = self.channels, self.config.stages.concurrency_of, self.lanes
+        symbolicate = SymbolicateStage(list(collect(self.pm, "minisentry_register_symbolicators").values()))
+        workers: list[tuple[Any, Any, Any, str]] = []
+        for _ in range(concurrency("ingest")):
+            router = LaneRouter(channels["symbolicate"].sender(), channels["symbolicate_slow"].sender(), lanes)
+            workers.append((IngestStage(), channels["ingest"].receiver(), router, "ingest"))
+        for _ in range(concurrency("symbolicate")):
+            inbox = DemotingReceiver(channels["symbolicate"].receiver(), channels["symbolicate_slow"].sender(), lanes)
+            workers.append((symbolicate, inbox, channels["process"].sender(), "symbolicate"))
+        for _ in range(concurrency("symbolicate_slow")):
+            workers.append((symbolicate, channels["symbolicate_slow"].receiver(), channels["process"].sender(),
+                            "symbolicate_slow"))
+        process = ProcessStage()
+        for _ in range(concurrency("process")):
+            workers.append((process, channels["process"].receiver(), channels["store"].sender(), "process"))
+        workers.append((StoreStage(), channels["store"].receiver(), None, "store"))
+        for stage, inbox, outbox, name in workers:
+            self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{name}")
 
     async def _run_stage(self, stage: Any, inbox: Any, outbox: Any) -> None:
         try:

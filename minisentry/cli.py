@@ -329,3 +329,7 @@ def main() -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     cli(obj={"pm": pm})
+
+
+from .cli_killswitches import killswitches  # noqa: E402  (late: that module imports helpers from this one)
+cli.add_command(killswitches)

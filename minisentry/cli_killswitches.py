@@ -12,11 +12,17 @@ from typing import Any
 
 import click
 
-from .cli import _open_store
 from .errors import KillSwitchError, MinisentryError
 from .killswitches import SWITCHES, describe, parse_file, render_file, switch, to_json, validate
 
 __all__ = ["killswitches"]
+
+
+def _open_store(ctx: click.Context) -> Any:
+    # cli.py imports this module at its end to register the group: import it late, not at the top.
+    from .cli import _open_store as open_store
+
+    return open_store(ctx)
 
 
 def _stored(store: Any) -> dict[str, Any]:
@@ -101,10 +107,10 @@ def killswitches_push(ctx: click.Context, name: str, file: Path, yes: bool) -> N
         after = validate(name, raw)
     except KillSwitchError as exc:
         raise click.ClickException(str(exc)) from exc
-    dropped = [str(i) for i, c in enumerate(raw, 1) if all(v is None for v in c.values())]
-    if dropped:
-        # Sentry's rule: a condition without a non-null field matches nothing, so it is left out.
-        click.echo(f"Note: condition {', '.join(dropped)} has no non-null field; it matches nothing and is left out.")
+    for index, condition in enumerate(raw, 1):
+        if all(value is None for value in condition.values()):
+            # Sentry's rule: a condition without a non-null field matches nothing, so it is left out.
+            click.echo(f"Note: condition {index} has no non-null field; it matches nothing and is left out.")
     spec = SWITCHES[name]
     _, store = _open_store(ctx)
     with store:
@@ -127,4 +133,4 @@ def killswitches_push(ctx: click.Context, name: str, file: Path, yes: bool) -> N
             store.set_killswitch(name, to_json(after))
         except MinisentryError as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"Applied; a running server follows within a second.")
+    click.echo("Applied; a running server follows within a second.")

@@ -24,6 +24,7 @@ __all__ = [
     "StorageConfig",
     "ChannelsConfig",
     "StagesConfig",
+    "LanesConfig",
     "ApiConfig",
     "ProjectConfig",
     "load_config",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 _KEY_RE = re.compile(r"[0-9a-f]{32}")
-STAGE_EDGES = ("ingest", "symbolicate", "process", "store")
+STAGE_EDGES = ("ingest", "symbolicate", "symbolicate_slow", "process", "store")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +98,20 @@ class StagesConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LanesConfig:
+    """``[lanes]``: the slow lane for projects whose events take too long (see ``lanes.py``)."""
+
+    bucket_seconds: float = 10.0
+    window_seconds: float = 300.0
+    budget: float = 5.0
+    backoff_seconds: float = 600.0
+    max_projects: int = 10_000
+    max_lane_switches: int = 1
+    force_slow: list[int] = field(default_factory=list)
+    force_fast: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ApiConfig:
     """``[api]``: bearer tokens accepted by the ``/api/0/`` read API."""
 
@@ -121,6 +136,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
+    lanes: LanesConfig = field(default_factory=LanesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
     plugins: dict[str, Any] = field(default_factory=dict)
@@ -281,6 +297,18 @@ def _validate(config: Config, label: str) -> None:
     positive("stages.drain_timeout", config.stages.drain_timeout)
     positive("stages.stale_after", config.stages.stale_after)
     positive("stages.symbolicate_deadline", config.stages.symbolicate_deadline)
+    lanes = config.lanes
+    try:
+        from .lanes import LaneConfig
+
+        LaneConfig(bucket_seconds=lanes.bucket_seconds, window_seconds=lanes.window_seconds, budget=lanes.budget,
+                   backoff_seconds=lanes.backoff_seconds, max_projects=lanes.max_projects,
+                   max_lane_switches=lanes.max_lane_switches)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: lanes: {exc}") from exc
+    both = set(lanes.force_slow) & set(lanes.force_fast)
+    if both:
+        raise ConfigError(f"{label}: lanes.force_slow and lanes.force_fast both name project(s) {sorted(both)}")
     seen_ids: set[int] = set()
     seen_slugs: set[str] = set()
     seen_keys: set[str] = set()

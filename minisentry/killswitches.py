@@ -434,7 +434,7 @@ class KillSwitches:
         """Validate and swap in stored values; return the problems instead of raising. Never blocks.
 
         Switches absent from ``raw`` are disabled. A switch whose stored value is invalid keeps its
-        current value; unknown names (e.g. written by a newer version) are ignored.
+        current value; unknown names (e.g. written by a newer version) are ignored. Both are reported.
         """
         problems: list[KillSwitchError] = []
         new: dict[str, tuple[Condition, ...]] = {}
@@ -444,7 +444,7 @@ class KillSwitches:
             except KillSwitchError as exc:
                 problems.append(exc)
                 new[name] = self._values[name]
-        problems += [KillSwitchError(f"unknown kill-switch {name!r} in the store, ignored")
+        problems += [KillSwitchError(f"unknown kill-switch {name!r} in the store")
                      for name in raw if name not in SWITCHES]
         self._values = new
         return problems
@@ -456,17 +456,18 @@ class KillSwitches:
         ``load`` blocks (e.g. ``store.killswitch_values``) and runs in a worker thread; it returns
         ``{name: raw value}``. Reports started (for ``task_group.start``) after the first attempt, so
         the initial values are in place before events flow. A load raising MinisentryError is logged
-        and the current values stay; invalid stored values are logged once per change of the store.
+        and the current values stay; an invalid stored value is logged when it first appears.
         Runs on trio and asyncio. Other exceptions from ``load`` propagate (they are bugs).
         """
-        last_raw: Any = None
+        # Failures and problems are logged when they first appear, not on every retry: a store
+        # that stays locked, or a bad value that stays stored, must not flood the log.
         last_error: str | None = None
+        last_problems: set[str] = set()
         started = False
         while True:
             try:
                 raw = await anyio.to_thread.run_sync(load)
             except MinisentryError as exc:
-                # Logged once per distinct failure: a locked store retried every interval must not flood the log.
                 if str(exc) != last_error:
                     log.error("cannot read kill-switches, keeping the current values: %s", exc)
                 last_error = str(exc)
@@ -474,11 +475,10 @@ class KillSwitches:
                 if last_error is not None:
                     log.info("kill-switches are readable again")
                     last_error = None
-                problems = self.apply(raw)
-                if raw != last_raw:
-                    last_raw = raw
-                    for problem in problems:
-                        log.error("%s; keeping its current value", problem)
+                problems = {str(problem) for problem in self.apply(raw)}
+                for problem in sorted(problems - last_problems):
+                    log.error("stored kill-switch value not applied: %s", problem)
+                last_problems = problems
             if not started:
                 started = True
                 task_status.started()

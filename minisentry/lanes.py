@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["FAST", "SLOW", "Lane", "LaneConfig", "LaneSelector"]
+__all__ = ["FAST", "SLOW", "Lane", "LaneConfig", "LaneSelector", "make_lane_selector"]
 
 Lane = Literal["fast", "slow"]
 FAST: Lane = "fast"
@@ -327,3 +327,20 @@ class LaneSelector:
             usage.demoted_until = at + config.backoff_seconds
             return SLOW
         return FAST
+
+
+def make_lane_selector(config: Any) -> LaneSelector:
+    """Build a selector from the ``[lanes]`` config section, with its forced projects applied.
+
+    Raises ValueError for invalid values (config loading has already checked them).
+    """
+    selector = LaneSelector(LaneConfig(
+        bucket_seconds=config.bucket_seconds, window_seconds=config.window_seconds, budget=config.budget,
+        backoff_seconds=config.backoff_seconds, max_projects=config.max_projects,
+        max_lane_switches=config.max_lane_switches,
+    ))
+    for project_id in config.force_slow:
+        selector.force(project_id, SLOW)
+    for project_id in config.force_fast:
+        selector.force(project_id, FAST)
+    return selector

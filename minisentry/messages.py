@@ -40,6 +40,8 @@ class EventMessage:
     payload: bytes
     remote_addr: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: How often this event moved between the fast and the slow lane (capped).
+    lane_switches: int = 0
 
 
 @dataclass(slots=True)

@@ -54,7 +54,7 @@ async def test_metrics_and_ready_on_a_running_pipeline(make_config):
             await pipeline.flush()
             text = (await client.get("/metrics")).text
             channels, counters = parse(text)
-            assert set(channels) == {"ingest", "symbolicate", "process", "store"}
+            assert set(channels) == {"ingest", "symbolicate", "symbolicate_slow", "process", "store"}
             assert counters["minisentry_events_stored_total"] == 1
             assert (await client.get("/api/relay/healthcheck/ready/")).status_code == 200
 

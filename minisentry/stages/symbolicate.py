@@ -30,6 +30,36 @@ log = logging.getLogger("minisentry.symbolicate")
 PASS_THROUGH_BATCH = 64
 
 
+def _tick_interval(ctx: StageContext) -> float:
+    return min(max(ctx.config.lanes.bucket_seconds / 10, 0.05), 1.0)
+
+
+class _Charge:
+    """Charges one event's running duration to its project: d² in total, in increments."""
+
+    __slots__ = ("lanes", "project_id", "started", "charged")
+
+    def __init__(self, lanes: Any, project_id: int) -> None:
+        self.lanes = lanes
+        self.project_id = project_id
+        self.started = anyio.current_time()
+        self.charged = 0.0  # the duration already charged for
+
+    def _charge_until_now(self) -> None:
+        elapsed = max(anyio.current_time() - self.started, 0.0)
+        # Recording sqrt(e² - c²) adds exactly e² - c² of cost: the total stays d².
+        self.lanes.record(self.project_id, (elapsed * elapsed - self.charged * self.charged) ** 0.5)
+        self.charged = elapsed
+
+    async def tick(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            self._charge_until_now()
+
+    def settle(self) -> None:
+        self._charge_until_now()
+
+
 class SymbolicateStage:
     """Pull events, run the symbolicators within a deadline, hand them to processing."""
 
@@ -39,10 +69,27 @@ class SymbolicateStage:
         self.symbolicators = tuple(symbolicators)
 
     async def handle(self, message: EventMessage, ctx: StageContext) -> EventMessage:
-        """Run every symbolicator on the event within the deadline. Never raises for a bad event."""
+        """Run every symbolicator on the event within the deadline. Never raises for a bad event.
+
+        The time it took is charged to the project's lane budget (``ctx.lanes``).
+        """
         if not self.symbolicators:
             return message
         deadline = anyio.current_time() + ctx.config.stages.symbolicate_deadline
+        if ctx.lanes is None:
+            return await self._symbolicate(message, ctx, deadline)
+        charge = _Charge(ctx.lanes, message.project_id)
+        async with anyio.create_task_group() as tg:
+            # Charge the running duration while the event is worked on (as Sentry does), so a
+            # project whose events hang is demoted while they hang, not only once they finish.
+            tg.start_soon(charge.tick, _tick_interval(ctx))
+            try:
+                return await self._symbolicate(message, ctx, deadline)
+            finally:
+                tg.cancel_scope.cancel()
+                charge.settle()
+
+    async def _symbolicate(self, message: EventMessage, ctx: StageContext, deadline: float) -> EventMessage:
         for symbolicator in self.symbolicators:
             name = getattr(symbolicator, "name", type(symbolicator).__name__)
             with anyio.CancelScope(deadline=deadline) as scope:

@@ -60,7 +60,7 @@ def test_pipeline_uses_a_plugin_backend(make_config):
             pass
 
     anyio.run(main)
-    assert plugin.backend.built == ["ingest", "symbolicate", "process", "store"]
+    assert plugin.backend.built == ["ingest", "symbolicate", "symbolicate_slow", "process", "store"]
 
 
 def test_duplicate_names_name_both_plugins():
