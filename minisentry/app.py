@@ -27,6 +27,7 @@ from .context import StageContext
 from .envelope import Envelope, parse_envelope
 from .errors import ConfigError, PipelineError
 from .httpserver import HttpLimits, HttpServer
+from .killswitches import KillSwitches
 from .lanes import LaneSelector, make_lane_selector
 from .metrics import Health, health_of, render
 from .outcomes import OutcomeAggregator
@@ -39,6 +40,9 @@ from .stages.routing import DemotingReceiver, LaneRouter
 __all__ = ["Pipeline"]
 
 log = logging.getLogger("minisentry")
+
+#: Seconds between reads of the stored kill-switch values: a push takes effect within this.
+KILLSWITCH_POLL = 0.25
 
 # The channels, in pipeline order; each is the inbox of the stage of the same name.
 _CHANNELS = ("ingest", "symbolicate", "symbolicate_slow", "process", "store")
@@ -63,6 +67,8 @@ class Pipeline:
         self.server: HttpServer | None = None
         self.context: StageContext | None = None
         self.lanes: LaneSelector | None = None
+        self.killswitches = KillSwitches()
+        self._watch_scope = anyio.CancelScope()
         self._read_store: Any = None
         self._task_group: Any = None
         self._started = 0.0
@@ -88,7 +94,7 @@ class Pipeline:
         self.lanes = make_lane_selector(config.lanes)
 
         self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
-                                    lanes=self.lanes)
+                                    lanes=self.lanes, killswitches=self.killswitches)
         keys = ProjectKeys(self.store.project_keys)
         await anyio.to_thread.run_sync(keys.reload)
         api = ReadApi(self._read_store, config.api.tokens)
@@ -97,6 +103,8 @@ class Pipeline:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         try:
+            # Kill-switch values are in place before the first event flows, then followed live.
+            await self._task_group.start(self._watch_killswitches)
             self._start_stages()
             self.relay.sender = self.channels["ingest"].sender()
             for channel in self.channels.values():
@@ -145,6 +153,11 @@ class Pipeline:
         for stage, inbox, outbox, name in workers:
             self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{name}")
 
+    async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        with self._watch_scope:
+            await self.killswitches.watch(self._read_store.killswitch_values, interval=KILLSWITCH_POLL,
+                                          task_status=task_status)
+
     async def _run_stage(self, stage: Any, inbox: Any, outbox: Any) -> None:
         try:
             await stage.run(inbox, outbox, self.context)
@@ -167,6 +180,7 @@ class Pipeline:
 
     async def _stop_accepting(self) -> None:
         assert self.relay is not None
+        self._watch_scope.cancel()
         self.relay.ready = False
         if self.server is not None:
             self.server.shutdown()

@@ -17,7 +17,7 @@ class StageContext:
     """Shared, long-lived services handed to each stage's ``run``.
 
     ``store`` is the event store (blocking methods: call them in a worker thread). ``hooks`` is the
-    pipeline's pluggy hook relay. ``lanes`` is the slow-lane selector. ``stored`` counts events the store wrote (new rows only).
+    pipeline's pluggy hook relay. ``lanes`` is the slow-lane selector, ``killswitches`` the current kill-switch values. ``stored`` counts events the store wrote (new rows only).
     """
 
     config: Config
@@ -25,6 +25,7 @@ class StageContext:
     store: Any
     hooks: Any = None
     lanes: Any = None
+    killswitches: Any = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("minisentry"))
     stored: int = 0
     duplicates: int = 0

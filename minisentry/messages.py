@@ -42,6 +42,8 @@ class EventMessage:
     errors: list[dict[str, Any]] = field(default_factory=list)
     #: How often this event moved between the fast and the slow lane (capped).
     lane_switches: int = 0
+    #: Whether its envelope carried attachments (a kill-switch field).
+    has_attachments: bool = False
 
 
 @dataclass(slots=True)

@@ -278,21 +278,23 @@ class SqliteStore:
             "SELECT 1 FROM events WHERE project_id = ? AND event_id = ?", (event.project_id, event.event_id)
         ).fetchone():
             return False
-        issue_id = conn.execute(
-            """INSERT INTO issues(project_id, hash, title, culprit, level, metadata, count, first_seen, last_seen, status)
-               VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 'unresolved')
-               ON CONFLICT(project_id, hash) DO UPDATE SET
-                 count = count + 1,
-                 title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
-                 culprit = CASE WHEN excluded.last_seen >= last_seen THEN excluded.culprit ELSE culprit END,
-                 level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
-                 metadata = CASE WHEN excluded.last_seen >= last_seen THEN excluded.metadata ELSE metadata END,
-                 first_seen = min(first_seen, excluded.first_seen),
-                 last_seen = max(last_seen, excluded.last_seen)
-               RETURNING id""",
-            (event.project_id, event.group_hash, event.title, event.culprit, event.level,
-             orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp),
-        ).fetchone()[0]
+        issue_id = None
+        if event.group_hash is not None:
+            issue_id = conn.execute(
+                """INSERT INTO issues(project_id, hash, title, culprit, level, metadata, count, first_seen, last_seen, status)
+                   VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 'unresolved')
+                   ON CONFLICT(project_id, hash) DO UPDATE SET
+                     count = count + 1,
+                     title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
+                     culprit = CASE WHEN excluded.last_seen >= last_seen THEN excluded.culprit ELSE culprit END,
+                     level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
+                     metadata = CASE WHEN excluded.last_seen >= last_seen THEN excluded.metadata ELSE metadata END,
+                     first_seen = min(first_seen, excluded.first_seen),
+                     last_seen = max(last_seen, excluded.last_seen)
+                   RETURNING id""",
+                (event.project_id, event.group_hash, event.title, event.culprit, event.level,
+                 orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp),
+            ).fetchone()[0]
         conn.execute(
             "INSERT INTO events(project_id, event_id, issue_id, timestamp, received, level, title, platform, release, "
             "environment, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -2,7 +2,8 @@
 
 Events and transactions continue to symbolication as :class:`EventMessage`. Client reports become
 ``client_discard`` outcomes. Item types this version does not process yet are recorded as
-``filtered`` with reason ``unsupported_item_type`` — counted, never silently dropped.
+``filtered`` with reason ``unsupported_item_type`` — counted, never silently dropped. The
+``drop_before_parsing`` kill-switch drops a project's envelopes here, before any payload is parsed.
 """
 
 from __future__ import annotations
@@ -58,11 +59,21 @@ class IngestStage:
         """Return the envelope's events; record outcomes for everything else. Never raises."""
         events: list[EventMessage] = []
         envelope = message.envelope
+        switches = ctx.killswitches
+        if (switches is not None and switches.enabled("drop_before_parsing")
+                and switches.matches("drop_before_parsing", project_id=message.project_id)):
+            for item in envelope.items:
+                ctx.outcomes.record(message.project_id, Outcome.FILTERED, category_of_item(item.type), "killswitch",
+                                    timestamp=message.received)
+            return events
         header_id = normalize_event_id(envelope.headers.get("event_id"))
+        has_attachments = any(item.type == "attachment" for item in envelope.items)
         for item in envelope.items:
             item_type = item.type
             if item_type in _EVENT_ITEMS:
-                events.append(self._event(message, item, header_id, ctx))
+                event = self._event(message, item, header_id, ctx)
+                event.has_attachments = has_attachments
+                events.append(event)
                 header_id = None  # one event per envelope id; a second event item gets its own
             elif item_type == "client_report":
                 self._client_report(message, item, ctx)

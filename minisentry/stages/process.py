@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import orjson
@@ -27,6 +28,7 @@ from ..context import StageContext
 from ..grouping import Grouping, compute_grouping
 from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
+from .switches import hits, peek
 
 __all__ = ["ProcessStage", "Rejected", "process_event"]
 
@@ -40,10 +42,11 @@ _GROUPING_FAILED = Grouping(hash=hashlib.md5(b"minisentry:grouping-failed").hexd
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """An event that cannot be processed, with the outcome reason to record for it."""
+    """An event that is not stored, with the outcome and reason to record for it."""
 
     message: EventMessage
     reason: str
+    outcome: Outcome = Outcome.INVALID
 
 
 _local = threading.local()
@@ -86,14 +89,29 @@ def _group(message: EventMessage, data: dict) -> Grouping:
         return _GROUPING_FAILED
 
 
-def process_event(message: EventMessage) -> ProcessedEvent | Rejected:
-    """Normalize and group one event. Blocks on CPU (safe to call from a worker thread); never raises."""
-    try:
-        data = _normalize(message)
-    except (RelayError, ValueError, TypeError) as exc:
-        log.info("event %s of project %s is not valid JSON: %s", message.event_id, message.project_id,
-                 str(exc).split("\n", 1)[0])
-        data = None
+def process_event(message: EventMessage, switches: Any = None) -> ProcessedEvent | Rejected:
+    """Normalize and group one event. Blocks on CPU (safe to call from a worker thread); never raises.
+
+    Kill-switches: ``drop_after_parsing`` drops a matching event (outcome filtered/killswitch)
+    before it is normalized; ``skip_processing`` stores a matching event as the SDK sent it, grouped
+    but not normalized, with a ``processing_skipped`` entry in its ``errors``.
+    """
+    raw = None
+    if switches is not None and (switches.enabled("drop_after_parsing") or switches.enabled("skip_processing")):
+        raw = peek(message.payload)
+        if hits(switches, "drop_after_parsing", message, raw):
+            return Rejected(message, "killswitch", Outcome.FILTERED)
+    if raw is not None and hits(switches, "skip_processing", message, raw):
+        data = raw
+        data.setdefault("errors", []).append({"type": "processing_skipped"})
+        data["received"] = message.received
+    else:
+        try:
+            data = _normalize(message)
+        except (RelayError, ValueError, TypeError) as exc:
+            log.info("event %s of project %s is not valid JSON: %s", message.event_id, message.project_id,
+                     str(exc).split("\n", 1)[0])
+            data = None
     if data is None:
         return Rejected(message, "invalid_json")
     # The envelope header's id is the one the SDK was answered with; it wins over the payload's.
@@ -124,8 +142,8 @@ def process_event(message: EventMessage) -> ProcessedEvent | Rejected:
     )
 
 
-def _process_batch(messages: list[EventMessage]) -> list[ProcessedEvent | Rejected]:
-    return [process_event(message) for message in messages]
+def _process_batch(messages: list[EventMessage], switches: Any) -> list[ProcessedEvent | Rejected]:
+    return [process_event(message, switches) for message in messages]
 
 
 class ProcessStage:
@@ -137,11 +155,11 @@ class ProcessStage:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
             while batch := await receive_batch(inbox, BATCH):
-                results = await anyio.to_thread.run_sync(_process_batch, [d.message for d in batch])
+                results = await anyio.to_thread.run_sync(_process_batch, [d.message for d in batch], ctx.killswitches)
                 for delivery, result in zip(batch, results):
                     if isinstance(result, Rejected):
                         message = result.message
-                        ctx.outcomes.record(message.project_id, Outcome.INVALID, category_of_item(message.item_type),
+                        ctx.outcomes.record(message.project_id, result.outcome, category_of_item(message.item_type),
                                             result.reason, timestamp=message.received)
                     else:
                         await outbox.send(result)

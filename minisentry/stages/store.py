@@ -4,7 +4,8 @@ It takes whatever is buffered (up to ``storage.batch_size``) and writes it in on
 worker thread, so under load batches grow by themselves while at low load an event is written
 immediately. Deliveries are acknowledged only after their transaction committed. A failed write is
 retried with back-off and nothing is acknowledged meanwhile, so the channel fills and backpressure
-reaches the relay instead of events being lost.
+reaches the relay instead of events being lost. Kill-switches: ``drop_before_save`` drops matching
+events here (outcome filtered/killswitch), ``skip_issue_creation`` stores them without an issue.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ import anyio
 from ..channels import ChannelReceiver, Delivery
 from ..context import StageContext
 from ..errors import StorageError
+from ..messages import EventMessage, ProcessedEvent
+from ..outcomes import Outcome, category_of_item
+from .switches import hits
 
 __all__ = ["StoreStage"]
+
+
+def _as_message(event: ProcessedEvent) -> EventMessage:
+    # The kill-switch fields of a processed event, in the shape the checks take.
+    return EventMessage(event.project_id, event.event_id, event.item_type, event.received, b"")
 
 _OUTCOME_FLUSH_INTERVAL = 1.0
 _MAX_BACKOFF = 5.0
@@ -48,9 +57,24 @@ class StoreStage:
                         break
                 await self.write(batch, ctx)
 
+    def _apply_switches(self, batch: list[Delivery], ctx: StageContext) -> list[ProcessedEvent]:
+        """Drop events matching ``drop_before_save``; ungroup those matching ``skip_issue_creation``."""
+        events = []
+        for delivery in batch:
+            event = delivery.message
+            message = _as_message(event)
+            if hits(ctx.killswitches, "drop_before_save", message, event.data):
+                ctx.outcomes.record(event.project_id, Outcome.FILTERED, category_of_item(event.item_type),
+                                    "killswitch", timestamp=event.received)
+                continue
+            if event.group_hash is not None and hits(ctx.killswitches, "skip_issue_creation", message, event.data):
+                event.group_hash = None
+            events.append(event)
+        return events
+
     async def write(self, batch: list[Delivery], ctx: StageContext) -> None:
         """Write a batch and the pending outcomes, retrying until it succeeds; then ack the batch."""
-        events = [delivery.message for delivery in batch]
+        events = self._apply_switches(batch, ctx) if ctx.killswitches is not None else [d.message for d in batch]
         outcomes = ctx.outcomes.take()
         if not events and not outcomes:
             return

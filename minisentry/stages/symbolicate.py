@@ -6,6 +6,7 @@ inbox when it is free, so a slow event occupies one worker, never a queue of oth
 worker. Every event has a deadline (``stages.symbolicate_deadline`` seconds for all symbolicators
 together): past it, or when a symbolicator raises, the event continues unsymbolicated with an entry
 in its ``errors`` (``symbolication_timeout`` / ``symbolicator_failed``). It is never dropped.
+The ``skip_symbolication`` kill-switch lets matching events pass untouched.
 Workers finish out of order; the channel commits acknowledgements in order.
 
 Without symbolicators the stage is a pass-through that moves events in bursts.
@@ -21,6 +22,7 @@ import anyio
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
 from ..messages import EventMessage
+from .switches import hits, peek
 
 __all__ = ["SymbolicateStage"]
 
@@ -75,6 +77,9 @@ class SymbolicateStage:
         """
         if not self.symbolicators:
             return message
+        if ctx.killswitches is not None and ctx.killswitches.enabled("skip_symbolication"):
+            if hits(ctx.killswitches, "skip_symbolication", message, peek(message.payload)):
+                return message
         deadline = anyio.current_time() + ctx.config.stages.symbolicate_deadline
         if ctx.lanes is None:
             return await self._symbolicate(message, ctx, deadline)
