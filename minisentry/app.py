@@ -28,9 +28,10 @@ from .envelope import Envelope, parse_envelope
 from .errors import ConfigError, PipelineError
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
+from .outcomes import Outcome, OutcomeAggregator, category_of_item
+from .spool import DiskSpool, drain, encode_envelope_message
 from .lanes import LaneSelector, make_lane_selector
 from .metrics import Health, health_of, render
-from .outcomes import OutcomeAggregator
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
 from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
@@ -69,6 +70,9 @@ class Pipeline:
         self.lanes: LaneSelector | None = None
         self.killswitches = KillSwitches()
         self._watch_scope = anyio.CancelScope()
+        self.spool: DiskSpool | None = None
+        self._spool_scope = anyio.CancelScope()
+        self._salvage: Any = None
         self._read_store: Any = None
         self._task_group: Any = None
         self._started = 0.0
@@ -89,6 +93,10 @@ class Pipeline:
         self.store = await anyio.to_thread.run_sync(store_factory.open, config)
         await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
         self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
+        if config.spool.path is not None:
+            self.spool = DiskSpool(config.spool.path, max_bytes=config.spool.max_bytes, max_age=config.spool.max_age,
+                                   retry_after=config.stages.retry_after)
+            await anyio.to_thread.run_sync(self.spool.open)
         channel_factory = backends[config.channels.backend]
         self.channels = {edge: channel_factory(edge, config.channels.capacity_of(edge)) for edge in _CHANNELS}
         self.lanes = make_lane_selector(config.lanes)
@@ -107,6 +115,10 @@ class Pipeline:
             await self._task_group.start(self._watch_killswitches)
             self._start_stages()
             self.relay.sender = self.channels["ingest"].sender()
+            if self.spool is not None:
+                self.relay.spool = self.spool
+                self._salvage = self.channels["ingest"].receiver()
+                self._task_group.start_soon(self._drain_spool, self.channels["ingest"].sender())
             for channel in self.channels.values():
                 await channel.close_originals()
             if self.http:
@@ -158,6 +170,29 @@ class Pipeline:
             await self.killswitches.watch(self._read_store.killswitch_values, interval=KILLSWITCH_POLL,
                                           task_status=task_status)
 
+    async def _drain_spool(self, sender: Any) -> None:
+        def expired(message: Any) -> None:
+            for item in message.envelope.items:
+                self.outcomes.record(message.project_id, Outcome.INVALID, category_of_item(item.type), "spool_expired")
+
+        async with sender:
+            with self._spool_scope:
+                await drain(self.spool, sender, on_expired=expired)
+
+    async def _spool_leftovers(self) -> None:
+        """On a shutdown that cannot drain in time, move what waits in the ingest channel to the spool."""
+        moved = 0
+        while True:
+            try:
+                delivery = self._salvage.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+            await anyio.to_thread.run_sync(self.spool.put, encode_envelope_message(delivery.message))
+            delivery.ack()
+            moved += 1
+        if moved:
+            log.info("kept %d envelopes in the spool for the next start", moved)
+
     async def _run_stage(self, stage: Any, inbox: Any, outbox: Any) -> None:
         try:
             await stage.run(inbox, outbox, self.context)
@@ -168,6 +203,14 @@ class Pipeline:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
         with anyio.CancelScope(shield=True):
             await self._stop_accepting()
+            if self.spool is not None and self._salvage is not None:
+                # Keep most of the drain time for draining; what the ingest channel still holds
+                # near the end goes to disk instead of being lost to the deadline.
+                with anyio.move_on_after(self.config.stages.drain_timeout * 0.8):
+                    while not self._channels_idle():
+                        await anyio.sleep(0.01)
+                await self._spool_leftovers()
+                await self._salvage.aclose()
         self._task_group.cancel_scope.deadline = anyio.current_time() + self.config.stages.drain_timeout
         try:
             return await self._task_group.__aexit__(exc_type, exc, tb)
@@ -181,6 +224,7 @@ class Pipeline:
     async def _stop_accepting(self) -> None:
         assert self.relay is not None
         self._watch_scope.cancel()
+        self._spool_scope.cancel()  # what is still spooled stays on disk for the next start
         self.relay.ready = False
         if self.server is not None:
             self.server.shutdown()
@@ -192,7 +236,7 @@ class Pipeline:
             self.relay.sender = None
 
     def _close_stores(self) -> None:
-        for store in (self._read_store, self.store):
+        for store in (self._read_store, self.store, self.spool):
             if store is not None:
                 store.close()
 
@@ -244,12 +288,20 @@ class Pipeline:
             "minisentry_http_active_requests": (self.server.active_requests if self.server else 0,
                                                 "Requests being answered now."),
         }
+        if self.spool is not None:
+            counters["minisentry_spool_messages"] = (len(self.spool), "Envelopes waiting in the on-disk spool.")
+            counters["minisentry_spool_bytes"] = (self.spool.size_bytes, "Bytes waiting in the on-disk spool.")
         return render(self.statistics(), counters, self.health().ready)
 
     def idle(self) -> bool:
         """True when nothing is queued or in flight in any channel and no request is being answered."""
         if self.server is not None and self.server.active_requests:
             return False
+        if self.spool is not None and len(self.spool):
+            return False
+        return self._channels_idle()
+
+    def _channels_idle(self) -> bool:
         # sent == acked also covers a message handed to a receiver that has not run yet.
         return all(stats.sent == stats.acked and stats.senders_waiting == 0 for stats in self.statistics())
 

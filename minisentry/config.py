@@ -25,6 +25,7 @@ __all__ = [
     "ChannelsConfig",
     "StagesConfig",
     "LanesConfig",
+    "SpoolConfig",
     "ApiConfig",
     "ProjectConfig",
     "load_config",
@@ -98,6 +99,15 @@ class StagesConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SpoolConfig:
+    """``[spool]``: an on-disk buffer for bursts the pipeline cannot take; off unless ``path`` is set."""
+
+    path: Path | None = None
+    max_bytes: int = 256 * 1024 * 1024
+    max_age: float = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class LanesConfig:
     """``[lanes]``: the slow lane for projects whose events take too long (see ``lanes.py``)."""
 
@@ -137,6 +147,7 @@ class Config:
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
     lanes: LanesConfig = field(default_factory=LanesConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
     plugins: dict[str, Any] = field(default_factory=dict)
@@ -201,6 +212,9 @@ def config_from_dict(
     storage_path = config.storage.path
     if not storage_path.is_absolute():
         config = config.replace(storage={"path": (base_dir / storage_path).resolve()})
+    spool_path = config.spool.path
+    if spool_path is not None and not spool_path.is_absolute():
+        config = config.replace(spool={"path": (base_dir / spool_path).resolve()})
     _validate(config, label)
     return config
 
@@ -240,6 +254,8 @@ def _check_type(value: Any, hint: Any, where: str, label: str) -> Any:
     origin = get_origin(hint)
     if hint is Any:
         return value
+    if hint == Path | None:
+        hint = Path
     if hint is Path:
         if not isinstance(value, str):
             raise ConfigError(f"{label}: {where} must be a string path")
@@ -297,6 +313,10 @@ def _validate(config: Config, label: str) -> None:
     positive("stages.drain_timeout", config.stages.drain_timeout)
     positive("stages.stale_after", config.stages.stale_after)
     positive("stages.symbolicate_deadline", config.stages.symbolicate_deadline)
+    positive("spool.max_bytes", config.spool.max_bytes)
+    positive("spool.max_age", config.spool.max_age)
+    if config.spool.path is not None and config.spool.path == config.storage.path:
+        raise ConfigError(f"{label}: spool.path must not be the store's file ({config.spool.path})")
     lanes = config.lanes
     try:
         from .lanes import LaneConfig

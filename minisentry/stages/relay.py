@@ -12,8 +12,10 @@ Routes (trailing slash optional)::
 
 Per request: size limits (after decompression, while streaming), authentication, envelope parsing,
 per-item size checks, then a hand-off to the ingest channel. The answer is 200 only once the
-envelope is in the channel; if the channel stays full for ``stages.enqueue_timeout`` the answer is
-429 with ``Retry-After``, and the items are counted as ``rate_limited`` (reason ``pipeline_full``).
+envelope is in the channel (or, with a ``[spool]``, committed to the on-disk spool, which takes
+over whenever the channel is full and keeps order while it holds anything); otherwise, after
+``stages.enqueue_timeout``, the answer is 429 with ``Retry-After``, and the items are counted as
+``rate_limited`` (reason ``pipeline_full``, or ``spool_full`` when the spool is at its limit).
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from ..config import Config
 from ..decoding import BodyDecoder
 from ..envelope import Envelope, Item, parse_envelope
 from ..errors import (AuthMissing, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
-                      PipelineFull, RequestError)
+                      PipelineFull, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
 from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
 from ..projects import ProjectKeys
+from ..spool import DiskSpool, encode_envelope_message
 from .ingest import normalize_event_id
 
 if TYPE_CHECKING:
@@ -70,6 +73,8 @@ class Relay:
         self.outcomes = outcomes
         self.api = api
         self.sender: ChannelSender | None = None
+        #: The on-disk spool, when configured: envelopes wait there instead of being refused.
+        self.spool: DiskSpool | None = None
         self.ready = False
         self.accepted = 0
         #: Set by the Pipeline: the readiness verdict and the Prometheus text for /metrics.
@@ -159,18 +164,34 @@ class Relay:
             raise PipelineFull("pipeline is not accepting events", retry_after=self.config.stages.retry_after)
         event_id = _envelope_event_id(envelope)
         message = EnvelopeMessage(project_id, public_key, time.time(), envelope, remote_addr)
-        try:
-            self.sender.send_nowait(message)
-        except anyio.WouldBlock:
-            with anyio.move_on_after(self.config.stages.enqueue_timeout):
-                await self.sender.send(message)
+        spool = self.spool
+        if spool is None or not len(spool):
+            # With a spool holding older messages, new ones queue behind them (FIFO).
+            try:
+                self.sender.send_nowait(message)
+            except anyio.WouldBlock:
+                if spool is None:
+                    with anyio.move_on_after(self.config.stages.enqueue_timeout):
+                        await self.sender.send(message)
+                        self.accepted += 1
+                        return event_id
+                    self._refuse(message)
+                    raise PipelineFull("pipeline is full, retry later",
+                                       retry_after=self.config.stages.retry_after) from None
+            else:
                 self.accepted += 1
                 return event_id
-            for item in envelope.items:
-                self.outcomes.record(project_id, Outcome.RATE_LIMITED, category_of_item(item.type), "pipeline_full")
-            raise PipelineFull("pipeline is full, retry later", retry_after=self.config.stages.retry_after) from None
+        try:
+            await anyio.to_thread.run_sync(spool.put, encode_envelope_message(message))
+        except SpoolFull:
+            self._refuse(message, "spool_full")
+            raise
         self.accepted += 1
         return event_id
+
+    def _refuse(self, message: EnvelopeMessage, reason: str = "pipeline_full") -> None:
+        for item in message.envelope.items:
+            self.outcomes.record(message.project_id, Outcome.RATE_LIMITED, category_of_item(item.type), reason)
 
     def _count_refused_request(self, request: Request, exc: RequestError) -> None:
         """Record an ``invalid`` outcome for a refused request whose header key proves its project.
