@@ -69,7 +69,7 @@ class Pipeline:
         self.context: StageContext | None = None
         self.lanes: LaneSelector | None = None
         self.killswitches = KillSwitches()
-        self._watch_scope = anyio.CancelScope()
+        self._watch_scopes: list[anyio.CancelScope] = []
         self.spool: DiskSpool | None = None
         self._spool_scope = anyio.CancelScope()
         self._salvage: Any = None
@@ -103,8 +103,7 @@ class Pipeline:
 
         self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
                                     lanes=self.lanes, killswitches=self.killswitches)
-        keys = ProjectKeys(self.store.project_keys)
-        await anyio.to_thread.run_sync(keys.reload)
+        keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api)
 
@@ -113,6 +112,7 @@ class Pipeline:
         try:
             # Kill-switch values are in place before the first event flows, then followed live.
             await self._task_group.start(self._watch_killswitches)
+            await self._task_group.start(self._watch_keys, keys)
             self._start_stages()
             self.relay.sender = self.channels["ingest"].sender()
             if self.spool is not None:
@@ -166,9 +166,19 @@ class Pipeline:
             self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{name}")
 
     async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watch_scope:
+        with self._watcher_scope():
             await self.killswitches.watch(self._read_store.killswitch_values, interval=KILLSWITCH_POLL,
                                           task_status=task_status)
+
+    def _watcher_scope(self) -> anyio.CancelScope:
+        # Watchers run until shutdown begins; each has its own scope, all cancelled together.
+        scope = anyio.CancelScope()
+        self._watch_scopes.append(scope)
+        return scope
+
+    async def _watch_keys(self, keys: ProjectKeys, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        with self._watcher_scope():
+            await keys.watch(self._read_store.config_version, task_status=task_status)
 
     async def _drain_spool(self, sender: Any) -> None:
         def expired(message: Any) -> None:
@@ -223,7 +233,8 @@ class Pipeline:
 
     async def _stop_accepting(self) -> None:
         assert self.relay is not None
-        self._watch_scope.cancel()
+        for scope in self._watch_scopes:
+            scope.cancel()
         self._spool_scope.cancel()  # what is still spooled stays on disk for the next start
         self.relay.ready = False
         if self.server is not None:

@@ -27,7 +27,8 @@ from ..outcomes import Outcome, OutcomeRow
 __all__ = ["SqliteStore"]
 
 # 2: adds the killswitches table.
-_SCHEMA_VERSION = 2
+# 3: adds config_version, bumped by triggers on every change of projects and keys.
+_SCHEMA_VERSION = 3
 
 
 def _now() -> float:
@@ -127,6 +128,15 @@ class SqliteStore:
         # Every statement above is IF NOT EXISTS, so an older file runs this whole block again and
         # only gains what it lacks (version 1 → 2: this table).
         db.execute("CREATE TABLE IF NOT EXISTS killswitches (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL)")
+        # Every change of a project or key bumps one counter, which running relays poll cheaply and
+        # then reload their key cache: the store tells the cache, no entry waits to expire.
+        db.execute("CREATE TABLE IF NOT EXISTS config_version "
+                   "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+        db.execute("INSERT OR IGNORE INTO config_version(id, version) VALUES (1, 0)")
+        for table in ("projects", "project_keys"):
+            for action in ("INSERT", "UPDATE", "DELETE"):
+                db.execute(f"CREATE TRIGGER IF NOT EXISTS bump_config_{table}_{action.lower()} AFTER {action} ON {table} "
+                           "BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END")
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
@@ -202,6 +212,18 @@ class SqliteStore:
 
         if self._run(run) == 0:
             raise NotFound(f"no key {public_key}")
+
+    def config_version(self) -> int:
+        """Return the counter bumped by every change of projects and keys (0 on a file without one)."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            try:
+                row = conn.execute("SELECT version FROM config_version WHERE id = 1").fetchone()
+            except sqlite3.OperationalError:
+                return 0
+            return row[0] if row else 0
+
+        return self._run(run)
 
     def project_keys(self) -> dict[str, tuple[int, bool]]:
         """Return ``{public_key: (project_id, is_active)}`` for every key."""

@@ -133,13 +133,13 @@ class Relay:
     async def _ingest(self, request: Request, project_id: int, endpoint: str) -> str | None:
         key = key_from_headers(request.headers) or key_from_query(request.query)
         if key is not None:
-            project_id = await self.keys.project_of(check_key_format(key), project_id)
+            project_id = self.keys.project_of(check_key_format(key), project_id)
         envelope = self._parse(request.body, endpoint)
         if key is None:
             dsn_key = key_from_dsn(envelope.headers.get("dsn"))
             if dsn_key is None:
                 raise AuthMissing("missing authorization information")
-            project_id = await self.keys.project_of(check_key_format(dsn_key), project_id)
+            project_id = self.keys.project_of(check_key_format(dsn_key), project_id)
         return await self.accept(envelope, project_id, key or "", remote_addr=request.remote_addr)
 
     def _parse(self, body: bytes, endpoint: str) -> Envelope:

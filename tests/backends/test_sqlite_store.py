@@ -309,3 +309,18 @@ def test_using_a_closed_store_is_a_storage_error(path):
     store.close()  # idempotent
     with pytest.raises(StorageError, match="not open"):
         store.counts()
+
+
+def test_config_version_moves_on_every_project_and_key_change(tmp_path):
+    from minisentry.backends.sqlite import SqliteStore
+
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        start = store.config_version()
+        _, key = store.create_project("web")
+        after_create = store.config_version()
+        assert after_create > start
+        store.set_key_active(key, False)
+        assert store.config_version() > after_create
+        unchanged = store.config_version()
+        store.write_batch([], [])
+        assert store.config_version() == unchanged
