@@ -25,7 +25,7 @@ from .channels import Channel, ChannelStats
 from .config import Config
 from .context import StageContext
 from .envelope import Envelope, parse_envelope
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, MinisentryError, PipelineError
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
 from .outcomes import Outcome, OutcomeAggregator, category_of_item
@@ -113,6 +113,7 @@ class Pipeline:
             # Kill-switch values are in place before the first event flows, then followed live.
             await self._task_group.start(self._watch_killswitches)
             await self._task_group.start(self._watch_keys, keys)
+            await self._task_group.start(self._watch_lane_overrides)
             self._start_stages()
             self.relay.sender = self.channels["ingest"].sender()
             if self.spool is not None:
@@ -179,6 +180,30 @@ class Pipeline:
     async def _watch_keys(self, keys: ProjectKeys, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         with self._watcher_scope():
             await keys.watch(self._read_store.config_version, task_status=task_status)
+
+    async def _watch_lane_overrides(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        """Apply operators' lane pins from the store (``minisentry lanes force``) as they change."""
+        applied: dict[int, str] = {}
+        pinned_by_config = {**{p: "slow" for p in self.config.lanes.force_slow},
+                            **{p: "fast" for p in self.config.lanes.force_fast}}
+        with self._watcher_scope():
+            started = False
+            while True:
+                try:
+                    overrides = await anyio.to_thread.run_sync(self._read_store.lane_overrides)
+                except MinisentryError as exc:
+                    log.error("cannot read lane overrides, keeping the current ones: %s", exc)
+                    overrides = applied
+                for project_id, lane in overrides.items():
+                    if applied.get(project_id) != lane:
+                        self.lanes.force(project_id, lane)
+                for project_id in set(applied) - set(overrides):
+                    self.lanes.force(project_id, pinned_by_config.get(project_id))
+                applied = dict(overrides)
+                if not started:
+                    started = True
+                    task_status.started()
+                await anyio.sleep(KILLSWITCH_POLL)
 
     async def _drain_spool(self, sender: Any) -> None:
         def expired(message: Any) -> None:
@@ -299,6 +324,10 @@ class Pipeline:
             "minisentry_http_active_requests": (self.server.active_requests if self.server else 0,
                                                 "Requests being answered now."),
         }
+        if self.lanes is not None:
+            counters["minisentry_lane_slow_projects"] = (
+                sum(1 for entry in self.lanes.snapshot() if entry["lane"] == "slow"),
+                "Projects whose events go to the slow lane now.")
         if self.spool is not None:
             counters["minisentry_spool_messages"] = (len(self.spool), "Envelopes waiting in the on-disk spool.")
             counters["minisentry_spool_bytes"] = (self.spool.size_bytes, "Bytes waiting in the on-disk spool.")

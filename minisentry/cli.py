@@ -262,6 +262,36 @@ def outcomes(ctx: click.Context, as_json: bool) -> None:
                    f"{row['reason'] or '-':<24} {row['quantity']}")
 
 
+@cli.group()
+def lanes() -> None:
+    """Pin projects to the fast or slow symbolication lane."""
+
+
+@lanes.command("force")
+@click.argument("project_id", type=int)
+@click.argument("lane", type=click.Choice(["fast", "slow", "auto"]))
+@click.pass_context
+def lanes_force(ctx: click.Context, project_id: int, lane: str) -> None:
+    """Pin PROJECT_ID to a lane, or 'auto' to let its time budget decide; running servers follow within a second."""
+    _, store = _open_store(ctx)
+    with store:
+        store.set_lane_override(project_id, None if lane == "auto" else lane)
+    click.echo(f"project {project_id}: {'time budget decides' if lane == 'auto' else lane + ' lane'}")
+
+
+@lanes.command("list")
+@click.pass_context
+def lanes_list(ctx: click.Context) -> None:
+    """List the projects pinned with `lanes force`."""
+    _, store = _open_store(ctx)
+    with store:
+        overrides = store.lane_overrides()
+    if not overrides:
+        click.echo("no project is pinned; time budgets decide")
+    for project_id, lane in sorted(overrides.items()):
+        click.echo(f"project {project_id}: {lane} lane")
+
+
 @cli.command()
 @click.option("--url", default=None, help="Base URL of the running server (default: from [server] in the config).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -308,8 +308,8 @@ def _validate(config: Config, label: str) -> None:
     if config.stages.concurrency.get("store", 1) != 1:
         raise ConfigError(f"{label}: stages.concurrency.store must be 1 (one writer per store)")
     positive("stages.enqueue_timeout", config.stages.enqueue_timeout)
-    if not 1 <= config.stages.retry_after <= 60:
-        raise ConfigError(f"{label}: stages.retry_after must be 1..60 seconds")
+    if not 1 <= config.stages.retry_after <= 10:
+        raise ConfigError(f"{label}: stages.retry_after must be 1..10 seconds (short, so SDKs come back soon)")
     positive("stages.drain_timeout", config.stages.drain_timeout)
     positive("stages.stale_after", config.stages.stale_after)
     positive("stages.symbolicate_deadline", config.stages.symbolicate_deadline)

@@ -153,7 +153,7 @@ def test_wrong_types_are_named(raw, key):
         ({"channels": {"capacities": {"store": 0}}}, "channels.capacities.store"),
         ({"stages": {"concurrency": {"process": 0}}}, "stages.concurrency.process"),
         ({"stages": {"concurrency": {"store": 2}}}, "stages.concurrency.store"),
-        ({"stages": {"retry_after": 61}}, "stages.retry_after"),
+        ({"stages": {"retry_after": 11}}, "stages.retry_after"),
         ({"stages": {"enqueue_timeout": 0}}, "stages.enqueue_timeout"),
     ],
 )

@@ -28,7 +28,8 @@ __all__ = ["SqliteStore"]
 
 # 2: adds the killswitches table.
 # 3: adds config_version, bumped by triggers on every change of projects and keys.
-_SCHEMA_VERSION = 3
+# 4: adds lane_overrides (operators pinning projects to the fast or slow lane).
+_SCHEMA_VERSION = 4
 
 
 def _now() -> float:
@@ -133,6 +134,8 @@ class SqliteStore:
         db.execute("CREATE TABLE IF NOT EXISTS config_version "
                    "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
         db.execute("INSERT OR IGNORE INTO config_version(id, version) VALUES (1, 0)")
+        db.execute("CREATE TABLE IF NOT EXISTS lane_overrides (project_id INTEGER PRIMARY KEY, "
+                   "lane TEXT NOT NULL CHECK (lane IN ('fast', 'slow')), updated REAL)")
         for table in ("projects", "project_keys"):
             for action in ("INSERT", "UPDATE", "DELETE"):
                 db.execute(f"CREATE TRIGGER IF NOT EXISTS bump_config_{table}_{action.lower()} AFTER {action} ON {table} "
@@ -212,6 +215,30 @@ class SqliteStore:
 
         if self._run(run) == 0:
             raise NotFound(f"no key {public_key}")
+
+    def lane_overrides(self) -> dict[int, str]:
+        """Return ``{project_id: "fast" | "slow"}`` pinned by operators ({} on a file without the table)."""
+
+        def run(conn: sqlite3.Connection) -> dict[int, str]:
+            try:
+                return dict(conn.execute("SELECT project_id, lane FROM lane_overrides").fetchall())
+            except sqlite3.OperationalError:
+                return {}
+
+        return self._run(run)
+
+    def set_lane_override(self, project_id: int, lane: str | None) -> None:
+        """Pin a project to ``"fast"`` or ``"slow"``, or (None) let its time budget decide again."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            if lane is None:
+                conn.execute("DELETE FROM lane_overrides WHERE project_id = ?", (project_id,))
+            else:
+                conn.execute("INSERT INTO lane_overrides(project_id, lane, updated) VALUES (?, ?, ?) "
+                             "ON CONFLICT(project_id) DO UPDATE SET lane = excluded.lane, updated = excluded.updated",
+                             (project_id, lane, _now()))
+
+        self._run(run)
 
     def config_version(self) -> int:
         """Return the counter bumped by every change of projects and keys (0 on a file without one)."""

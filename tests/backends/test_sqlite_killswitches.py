@@ -51,7 +51,7 @@ def test_a_version_1_file_gains_the_table_on_open(path):
     with SqliteStore(path) as store:
         store.set_killswitch("drop_before_save", [{"level": "info"}])
         assert store.killswitch_values() == {"drop_before_save": [{"level": "info"}]}
-    assert user_version(path) == 3
+    assert user_version(path) == 4
 
 
 def test_a_reader_of_a_version_1_file_sees_no_switches(path):

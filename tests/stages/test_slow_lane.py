@@ -107,3 +107,30 @@ async def test_fast_events_keep_their_latency_while_a_slow_project_floods(make_c
     # the slow lane keeps the fast lane's median within a small factor of running alone.
     assert ratio < 10, (ratio, statistics.median(alone), statistics.median(mixed))
     assert max(mixed) < SLOW_SECONDS * 2
+
+
+async def test_operators_pin_a_project_on_a_running_pipeline(make_config, tmp_path):
+    from click.testing import CliRunner
+
+    from minisentry.cli import cli
+
+    from ..conftest import base_config, write_config
+
+    config_path = write_config(tmp_path / "minisentry.toml", base_config(tmp_path))
+    async with Pipeline(make_config(), http=False) as pipeline:
+        assert pipeline.lanes.lane_of(7) == "fast"
+
+        def cli_run(*args):
+            return CliRunner().invoke(cli, ["--config", str(config_path), *args],
+                                      obj={"pm": make_plugin_manager(entry_points=False)})
+
+        result = await anyio.to_thread.run_sync(cli_run, "lanes", "force", "7", "slow")
+        assert result.exit_code == 0, result.output
+        with anyio.fail_after(10):
+            while pipeline.lanes.lane_of(7) != "slow":
+                await anyio.sleep(0.02)
+        assert "project 7: slow lane" in (await anyio.to_thread.run_sync(cli_run, "lanes", "list")).output
+        await anyio.to_thread.run_sync(cli_run, "lanes", "force", "7", "auto")
+        with anyio.fail_after(10):
+            while pipeline.lanes.lane_of(7) != "fast":
+                await anyio.sleep(0.02)
