@@ -319,11 +319,9 @@ def _validate(config: Config, label: str) -> None:
         raise ConfigError(f"{label}: spool.path must not be the store's file ({config.spool.path})")
     lanes = config.lanes
     try:
-        from .lanes import LaneConfig
+        from .lanes import lane_config_of
 
-        LaneConfig(bucket_seconds=lanes.bucket_seconds, window_seconds=lanes.window_seconds, budget=lanes.budget,
-                   backoff_seconds=lanes.backoff_seconds, max_projects=lanes.max_projects,
-                   max_lane_switches=lanes.max_lane_switches)
+        lane_config_of(lanes)
     except ValueError as exc:
         raise ConfigError(f"{label}: lanes: {exc}") from exc
     both = set(lanes.force_slow) & set(lanes.force_fast)

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["FAST", "SLOW", "Lane", "LaneConfig", "LaneSelector", "make_lane_selector"]
+__all__ = ["FAST", "SLOW", "Lane", "LaneConfig", "LaneSelector", "lane_config_of", "make_lane_selector"]
 
 Lane = Literal["fast", "slow"]
 FAST: Lane = "fast"
@@ -329,16 +329,21 @@ class LaneSelector:
         return FAST
 
 
+def lane_config_of(section: Any) -> LaneConfig:
+    """Build a LaneConfig from the ``[lanes]`` config section. Raises ValueError naming a bad field."""
+    return LaneConfig(
+        bucket_seconds=section.bucket_seconds, window_seconds=section.window_seconds, budget=section.budget,
+        backoff_seconds=section.backoff_seconds, max_projects=section.max_projects,
+        max_lane_switches=section.max_lane_switches,
+    )
+
+
 def make_lane_selector(config: Any) -> LaneSelector:
     """Build a selector from the ``[lanes]`` config section, with its forced projects applied.
 
     Raises ValueError for invalid values (config loading has already checked them).
     """
-    selector = LaneSelector(LaneConfig(
-        bucket_seconds=config.bucket_seconds, window_seconds=config.window_seconds, budget=config.budget,
-        backoff_seconds=config.backoff_seconds, max_projects=config.max_projects,
-        max_lane_switches=config.max_lane_switches,
-    ))
+    selector = LaneSelector(lane_config_of(config))
     for project_id in config.force_slow:
         selector.force(project_id, SLOW)
     for project_id in config.force_fast:
