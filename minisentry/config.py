@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
+from .lanes import lane_config_of
 
 __all__ = [
     "Config",
@@ -319,8 +320,6 @@ def _validate(config: Config, label: str) -> None:
         raise ConfigError(f"{label}: spool.path must not be the store's file ({config.spool.path})")
     lanes = config.lanes
     try:
-        from .lanes import lane_config_of
-
         lane_config_of(lanes)
     except ValueError as exc:
         raise ConfigError(f"{label}: lanes: {exc}") from exc
