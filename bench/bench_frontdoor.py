@@ -352,7 +352,7 @@ def start_nginx(args: argparse.Namespace, workdir: Path) -> Server:
     return server
 
 
-def minisentry_config(port: int, db: Path, backend: str, key: str) -> str:
+def minisentry_config(port: int, db: Path, backend: str, key: str, process_workers: int = 0) -> str:
     return (
         "[server]\n"
         'host = "127.0.0.1"\n'
@@ -360,6 +360,8 @@ def minisentry_config(port: int, db: Path, backend: str, key: str) -> str:
         f'backend = "{backend}"\n\n'
         "[storage]\n"
         f"path = {json.dumps(str(db))}\n\n"
+        "[stages]\n"
+        f"process_workers = {process_workers}\n\n"
         "[[projects]]\n"
         f"id = {PROJECT_ID}\n"
         'slug = "bench"\n'
@@ -371,7 +373,7 @@ def start_minisentry(args: argparse.Namespace, workdir: Path) -> tuple[Server, P
     port = _free_port()
     db = workdir / "bench.sqlite"
     cfg = workdir / "minisentry.toml"
-    cfg.write_text(minisentry_config(port, db, args.backend, args.key))
+    cfg.write_text(minisentry_config(port, db, args.backend, args.key, args.process_workers))
     argv = [args.python, "-m", "minisentry", "--config", str(cfg), "serve", "--port", str(port)]
     server = Server("minisentry", argv, workdir, args.server_cpu, _child_env())
     server.start()
@@ -601,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         default="floor,minisentry",
         help="comma list of floor, minisentry, minisentry-relay, floor-trivial, floor-protocol, nginx",
     )
+    p.add_argument("--process-workers", type=int, default=0,
+                   help="minisentry's [stages] process_workers (0: normalize in a thread of the server)")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--key", default=DEFAULT_KEY)

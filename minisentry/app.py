@@ -159,8 +159,10 @@ class Pipeline:
         for _ in range(concurrency("symbolicate_slow")):
             workers.append((symbolicate, channels["symbolicate_slow"].receiver(), channels["process"].sender(),
                             "symbolicate_slow"))
-        process = ProcessStage()
-        for _ in range(concurrency("process")):
+        process_workers = self.config.stages.process_workers
+        process = ProcessStage(process_workers)
+        # Enough stage workers to keep every worker process busy.
+        for _ in range(max(concurrency("process"), process_workers)):
             workers.append((process, channels["process"].receiver(), channels["store"].sender(), "process"))
         workers.append((StoreStage(), channels["store"].receiver(), None, "store"))
         for stage, inbox, outbox, name in workers:

@@ -88,6 +88,7 @@ class StagesConfig:
     """``[stages]``: per-stage concurrency and the relay's wait before answering 429."""
 
     concurrency: dict[str, int] = field(default_factory=dict)
+    process_workers: int = 0
     enqueue_timeout: float = 0.5
     retry_after: int = 2
     drain_timeout: float = 10.0
@@ -309,6 +310,8 @@ def _validate(config: Config, label: str) -> None:
     if config.stages.concurrency.get("store", 1) != 1:
         raise ConfigError(f"{label}: stages.concurrency.store must be 1 (one writer per store)")
     positive("stages.enqueue_timeout", config.stages.enqueue_timeout)
+    if not 0 <= config.stages.process_workers <= 64:
+        raise ConfigError(f"{label}: stages.process_workers must be 0..64, got {config.stages.process_workers}")
     if not 1 <= config.stages.retry_after <= 10:
         raise ConfigError(f"{label}: stages.retry_after must be 1..10 seconds (short, so SDKs come back soon)")
     positive("stages.drain_timeout", config.stages.drain_timeout)

@@ -61,3 +61,6 @@ class ProcessedEvent:
     culprit: str = ""
     level: str = "error"
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The whole event as JSON, when it was processed in a worker process: then ``data`` holds only
+    #: the few fields the store and kill-switches read, so little crosses the process boundary.
+    body: bytes | None = None

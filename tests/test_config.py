@@ -38,7 +38,7 @@ def test_the_repository_config_loads():
     assert (config.server.host, config.server.port, config.server.backend) == ("127.0.0.1", 8000, "trio")
     assert config.storage.path == REPO_CONFIG.parent / "data" / "minisentry.sqlite"
     assert config.channels.capacity_of("process") == 2048
-    assert config.stages.concurrency_of("process") == 1
+    assert config.stages.concurrency_of("process") == 2 and config.stages.process_workers == 2
     assert config.api.tokens == []
     assert config.projects == [ProjectConfig(id=1, slug="demo", keys=[KEY_1])]
 

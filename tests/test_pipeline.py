@@ -100,3 +100,51 @@ async def test_statistics_report_every_channel(make_config):
     assert list(stats) == ["ingest", "symbolicate", "symbolicate_slow", "process", "store"]
     assert stats["store"].capacity == 4 and stats["ingest"].capacity == 16
     assert all(s.sent == s.acked == (0 if s.name == "symbolicate_slow" else 1) for s in stats.values())
+
+
+async def test_worker_processes_store_the_same_as_in_process(make_config, tmp_path):
+    """stages.process_workers moves normalization to other processes; the stored result is the same."""
+    import sqlite3
+
+    from minisentry.killswitches import validate
+
+    results = {}
+    for workers in (0, 2):
+        config = make_config(storage={"path": str(tmp_path / f"w{workers}.sqlite")},
+                             stages={"process_workers": workers})
+        ids = [f"{n:032x}" for n in range(1, 31)]
+        async with running_pipeline(config, http=False) as pipeline:
+            pipeline.killswitches.replace({"drop_after_parsing": validate("drop_after_parsing", [{"event_id": ids[0]}])})
+            for index, event_id in enumerate(ids):
+                await pipeline.submit(error_envelope(event_id, function=f"f{index % 3}"), 1)
+            await pipeline.flush(60)
+        with sqlite3.connect(config.storage.path) as conn:
+            # Issue ids depend on which batch finished first; the hashes they stand for must not.
+            events = conn.execute("SELECT e.event_id, i.hash, e.platform, e.data FROM events e "
+                                  "JOIN issues i ON i.id = e.issue_id ORDER BY e.event_id").fetchall()
+            issues = conn.execute("SELECT hash, culprit, count FROM issues ORDER BY hash").fetchall()
+            dropped = conn.execute("SELECT sum(quantity) FROM outcomes WHERE reason = 'killswitch'").fetchone()[0]
+        data = [orjson.loads(row[3]) for row in events]
+        for event in data:
+            event.pop("received", None)
+            event.pop("exception", None)  # the value differs per event (random suffix)
+        results[workers] = ([row[:3] for row in events], [row for row in issues], dropped,
+                            [sorted(event) for event in data])
+    assert results[0] == results[2]
+    assert len(results[2][0]) == 29 and results[2][2] == 1
+
+
+async def test_a_broken_worker_process_loses_no_batch(make_config, monkeypatch):
+    from anyio import BrokenWorkerProcess
+
+    async def broken(*args, **kwargs):
+        raise BrokenWorkerProcess("worker killed")
+
+    monkeypatch.setattr(anyio.to_process, "run_sync", broken)
+    ids = [uuid.uuid4().hex for _ in range(5)]
+    async with running_pipeline(make_config(stages={"process_workers": 1}), http=False) as pipeline:
+        for event_id in ids:
+            await pipeline.submit(error_envelope(event_id), 1)
+        await pipeline.flush()
+        counts = await anyio.to_thread.run_sync(pipeline.store.counts)
+    assert counts["events"] == 5

@@ -311,7 +311,7 @@ class SqliteStore:
 
     def _insert_event(self, conn: sqlite3.Connection, event: ProcessedEvent) -> bool:
         data = event.data
-        body = orjson.dumps(data).decode()
+        body = (event.body if event.body is not None else orjson.dumps(data)).decode()
         if event.item_type == "transaction":
             start = data.get("start_timestamp")
             duration = (event.timestamp - start) * 1000 if isinstance(start, (int, float)) else None

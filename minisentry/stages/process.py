@@ -20,15 +20,20 @@ from typing import Any
 
 import anyio
 import orjson
+from anyio import BrokenWorkerProcess
 from sentry_relay import StoreNormalizer
 from sentry_relay.exceptions import RelayError
 
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
 from ..grouping import Grouping, compute_grouping
+from ..killswitches import KillSwitches
 from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
 from .switches import hits, peek
+
+# The kill-switches checked inside process_event (and so inside worker processes).
+_WORKER_SWITCHES = ("drop_after_parsing", "skip_processing")
 
 __all__ = ["ProcessStage", "Rejected", "process_event"]
 
@@ -146,16 +151,65 @@ def _process_batch(messages: list[EventMessage], switches: Any) -> list[Processe
     return [process_event(message, switches) for message in messages]
 
 
+# What the store and the store-side kill-switches read of a processed event.
+_SUMMARY_FIELDS = ("platform", "release", "environment", "level", "transaction", "start_timestamp", "type")
+
+
+def _summarize(event: ProcessedEvent) -> ProcessedEvent:
+    data = event.data
+    event.body = orjson.dumps(data)
+    summary = {key: data[key] for key in _SUMMARY_FIELDS if key in data}
+    op = ((data.get("contexts") or {}).get("trace") or {}).get("op")
+    if op is not None:
+        summary["contexts"] = {"trace": {"op": op}}
+    event.data = summary
+    return event
+
+
+def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | None) -> list:
+    """Process a batch in a worker process (see ``stages.process_workers``). Blocks on CPU.
+
+    Returns the results with each event's JSON already serialized: sending bytes back costs far
+    less than pickling the event dict, and the store writes those bytes as they are.
+    """
+    switches = KillSwitches(switch_values) if switch_values else None
+    return [_summarize(result) if isinstance(result, ProcessedEvent) else result
+            for result in _process_batch(messages, switches)]
+
+
 class ProcessStage:
-    """Normalize and group events in batches; hand them to the store."""
+    """Normalize and group events in batches; hand them to the store.
+
+    With ``workers`` > 0 the batches go to that many worker processes (anyio.to_process), which
+    puts the normalizer — most of the CPU an event costs — on other cores; the GIL keeps threads
+    from doing that. With 0 they run in a worker thread of this process.
+    """
 
     name = "process"
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers
+        self._limiter = anyio.CapacityLimiter(workers) if workers else None
+
+    async def _run_batch(self, messages: list[EventMessage], ctx: StageContext) -> list:
+        switches = ctx.killswitches
+        if self._limiter is None:
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches)
+        values = None
+        if switches is not None and any(switches.enabled(name) for name in _WORKER_SWITCHES):
+            values = {name: switches.conditions(name) for name in _WORKER_SWITCHES}
+        try:
+            return await anyio.to_process.run_sync(process_batch_in_worker, messages, values, limiter=self._limiter)
+        except BrokenWorkerProcess:
+            # A worker that died (killed, out of memory) must not lose the batch: do it here.
+            log.exception("a process worker broke; processing its batch of %d in this process", len(messages))
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches)
 
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
             while batch := await receive_batch(inbox, BATCH):
-                results = await anyio.to_thread.run_sync(_process_batch, [d.message for d in batch], ctx.killswitches)
+                results = await self._run_batch([d.message for d in batch], ctx)
                 for delivery, result in zip(batch, results):
                     if isinstance(result, Rejected):
                         message = result.message
