@@ -29,6 +29,7 @@ from .errors import ConfigError, MinisentryError, PipelineError
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
 from .outcomes import Outcome, OutcomeAggregator, category_of_item
+from .sessions import SessionAggregator
 from .spool import DiskSpool, drain, encode_envelope_message
 from .lanes import LaneSelector, make_lane_selector
 from .metrics import Health, health_of, render
@@ -102,7 +103,7 @@ class Pipeline:
         self.lanes = make_lane_selector(config.lanes)
 
         self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
-                                    lanes=self.lanes, killswitches=self.killswitches)
+                                    lanes=self.lanes, killswitches=self.killswitches, sessions=SessionAggregator())
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api)

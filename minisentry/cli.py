@@ -203,6 +203,32 @@ def issues(ctx: click.Context, project: str | None, limit: int, as_json: bool) -
                    f"{'  (' + row['culprit'] + ')' if row['culprit'] else ''}  last seen {row['last_seen']}")
 
 
+@cli.command()
+@click.option("--project", default=None, help="Only this project's releases (slug).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def releases(ctx: click.Context, project: str | None, as_json: bool) -> None:
+    """Release health: sessions started, crashed, errored and the crash-free rate per release."""
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            rows = store.release_health(project)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for row in rows:
+        row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no sessions")
+    for row in rows:
+        rate = "-" if row["crash_free_rate"] is None else f"{row['crash_free_rate'] * 100:.2f}%"
+        click.echo(f"{row['project']:<12} {row['release']:<24} {row['environment']:<12} started {row['started']:>7} "
+                   f"crashed {row['crashed']:>5} errored {row['errored']:>5} abnormal {row['abnormal']:>4} "
+                   f"crash-free {rate}")
+
+
 @cli.group()
 def events() -> None:
     """Inspect stored events."""

@@ -29,7 +29,8 @@ __all__ = ["SqliteStore"]
 # 2: adds the killswitches table.
 # 3: adds config_version, bumped by triggers on every change of projects and keys.
 # 4: adds lane_overrides (operators pinning projects to the fast or slow lane).
-_SCHEMA_VERSION = 4
+# 5: adds release_health (session counts per project, release, environment and minute).
+_SCHEMA_VERSION = 5
 
 
 def _now() -> float:
@@ -134,6 +135,13 @@ class SqliteStore:
         db.execute("CREATE TABLE IF NOT EXISTS config_version "
                    "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
         db.execute("INSERT OR IGNORE INTO config_version(id, version) VALUES (1, 0)")
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS release_health (
+                project_id INTEGER NOT NULL, release TEXT NOT NULL, environment TEXT NOT NULL,
+                minute INTEGER NOT NULL, started INTEGER NOT NULL, exited INTEGER NOT NULL,
+                errored INTEGER NOT NULL, crashed INTEGER NOT NULL, abnormal INTEGER NOT NULL,
+                PRIMARY KEY (project_id, release, environment, minute))"""
+        )
         db.execute("CREATE TABLE IF NOT EXISTS lane_overrides (project_id INTEGER PRIMARY KEY, "
                    "lane TEXT NOT NULL CHECK (lane IN ('fast', 'slow')), updated REAL)")
         for table in ("projects", "project_keys"):
@@ -308,6 +316,47 @@ class SqliteStore:
         )
         conn.execute("COMMIT")
         return new
+
+    def write_sessions(self, rows: list[Any]) -> None:
+        """Add session counts (``sessions.SessionCounts``) to the release-health table in one transaction."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO release_health(project_id, release, environment, minute, started, exited, errored, "
+                "crashed, abnormal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(project_id, release, environment, minute) DO UPDATE SET "
+                "started = started + excluded.started, exited = exited + excluded.exited, "
+                "errored = errored + excluded.errored, crashed = crashed + excluded.crashed, "
+                "abnormal = abnormal + excluded.abnormal",
+                [(r.project_id, r.release, r.environment, r.minute, r.started, r.exited, r.errored, r.crashed,
+                  r.abnormal) for r in rows],
+            )
+            conn.execute("COMMIT")
+
+        self._run(run)
+
+    def release_health(self, project_slug: str | None = None) -> list[dict[str, Any]]:
+        """Per project, release and environment: session totals and the crash-free rate. Raises NotFound."""
+        if project_slug is not None:
+            self.project_by_slug(project_slug)
+        sql = ("SELECT p.slug, h.release, h.environment, sum(started), sum(exited), sum(errored), sum(crashed), "
+               "sum(abnormal), min(minute), max(minute) FROM release_health h JOIN projects p ON p.id = h.project_id")
+        params: list[Any] = []
+        if project_slug is not None:
+            sql += " WHERE p.slug = ?"
+            params.append(project_slug)
+        sql += " GROUP BY p.slug, h.release, h.environment ORDER BY max(minute) DESC"
+        rows = self._run(lambda c: c.execute(sql, params).fetchall())
+        result = []
+        for slug, release, environment, started, exited, errored, crashed, abnormal, first, last in rows:
+            result.append({
+                "project": slug, "release": release, "environment": environment, "started": started,
+                "exited": exited, "errored": errored, "crashed": crashed, "abnormal": abnormal,
+                "crash_free_rate": round(1 - crashed / started, 6) if started else None,
+                "first_seen": first, "last_seen": last,
+            })
+        return result
 
     def _insert_event(self, conn: sqlite3.Connection, event: ProcessedEvent) -> bool:
         data = event.data

@@ -1,7 +1,7 @@
 """The ingest stage: split accepted envelopes into events and account for every other item.
 
 Events and transactions continue to symbolication as :class:`EventMessage`. Client reports become
-``client_discard`` outcomes. Item types this version does not process yet are recorded as
+``client_discard`` outcomes; ``session``/``sessions`` items are counted for release health. Item types this version does not process yet are recorded as
 ``filtered`` with reason ``unsupported_item_type`` — counted, never silently dropped. The
 ``drop_before_parsing`` kill-switch drops a project's envelopes here, before any payload is parsed.
 """
@@ -17,6 +17,7 @@ from ..envelope import Item
 from ..errors import InvalidEnvelope
 from ..messages import EnvelopeMessage, EventMessage
 from ..outcomes import Outcome, category_of_item
+from ..sessions import SessionError, parse_session, parse_sessions
 
 __all__ = ["IngestStage", "normalize_event_id"]
 
@@ -77,6 +78,8 @@ class IngestStage:
                 header_id = None  # one event per envelope id; a second event item gets its own
             elif item_type == "client_report":
                 self._client_report(message, item, ctx)
+            elif item_type in ("session", "sessions") and ctx.sessions is not None:
+                self._sessions(message, item, ctx)
             else:
                 ctx.outcomes.record(
                     message.project_id, Outcome.FILTERED, category_of_item(item_type), "unsupported_item_type",
@@ -102,6 +105,22 @@ class IngestStage:
             payload=item.payload,
             remote_addr=message.remote_addr,
         )
+
+    def _sessions(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
+        try:
+            payload = item.json()
+            rows = [parse_session(message.project_id, payload)] if item.type == "session" else \
+                parse_sessions(message.project_id, payload)
+        except (InvalidEnvelope, SessionError) as exc:
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, "session", "invalid_session",
+                                timestamp=message.received)
+            ctx.log.info("session of project %s not counted: %s", message.project_id, exc)
+            return
+        if all(ctx.sessions.add(row) for row in rows):
+            ctx.outcomes.record(message.project_id, Outcome.ACCEPTED, "session", timestamp=message.received)
+        else:
+            ctx.outcomes.record(message.project_id, Outcome.RATE_LIMITED, "session", "session_buffer_full",
+                                timestamp=message.received)
 
     def _client_report(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
         try:

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from minisentry.backends.sqlite import SqliteStore
+from minisentry.backends.sqlite import _SCHEMA_VERSION, SqliteStore
 from minisentry.errors import StorageError
 
 
@@ -51,7 +51,7 @@ def test_a_version_1_file_gains_the_table_on_open(path):
     with SqliteStore(path) as store:
         store.set_killswitch("drop_before_save", [{"level": "info"}])
         assert store.killswitch_values() == {"drop_before_save": [{"level": "info"}]}
-    assert user_version(path) == 4
+    assert user_version(path) == _SCHEMA_VERSION
 
 
 def test_a_reader_of_a_version_1_file_sees_no_switches(path):
