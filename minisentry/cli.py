@@ -229,6 +229,31 @@ def releases(ctx: click.Context, project: str | None, as_json: bool) -> None:
                    f"crash-free {rate}")
 
 
+@cli.command()
+@click.option("--project", default=None, help="Only this project's feedback (slug).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def feedback(ctx: click.Context, project: str | None, as_json: bool) -> None:
+    """User reports and feedback, newest first, with the event and issue they are about."""
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            rows = store.list_feedback(project)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for row in rows:
+        row["received"] = _iso(row["received"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no feedback")
+    for row in rows:
+        about = f"issue #{row['issue_id']}" if row["issue_id"] else (row["event_id"] or "no event")
+        click.echo(f"{row['received']}  {row['project']:<12} {row['name'] or '-'} <{row['email'] or '-'}> "
+                   f"({about}): {row['message']}")
+
+
 @cli.group()
 def events() -> None:
     """Inspect stored events."""

@@ -22,7 +22,7 @@ import sqlite_utils
 
 from ..errors import NotFound, StorageError
 from ..messages import ProcessedEvent
-from ..outcomes import Outcome, OutcomeRow
+from ..outcomes import Outcome, OutcomeRow, category_of_item
 
 __all__ = ["SqliteStore"]
 
@@ -30,7 +30,8 @@ __all__ = ["SqliteStore"]
 # 3: adds config_version, bumped by triggers on every change of projects and keys.
 # 4: adds lane_overrides (operators pinning projects to the fast or slow lane).
 # 5: adds release_health (session counts per project, release, environment and minute).
-_SCHEMA_VERSION = 5
+# 6: adds feedback (user reports and user feedback, linked to their event).
+_SCHEMA_VERSION = 6
 
 
 def _now() -> float:
@@ -141,6 +142,12 @@ class SqliteStore:
                 minute INTEGER NOT NULL, started INTEGER NOT NULL, exited INTEGER NOT NULL,
                 errored INTEGER NOT NULL, crashed INTEGER NOT NULL, abnormal INTEGER NOT NULL,
                 PRIMARY KEY (project_id, release, environment, minute))"""
+        )
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS feedback (
+                project_id INTEGER NOT NULL, feedback_id TEXT NOT NULL, kind TEXT NOT NULL,
+                associated_event_id TEXT, name TEXT, email TEXT, message TEXT NOT NULL, url TEXT,
+                received REAL NOT NULL, PRIMARY KEY (project_id, feedback_id))"""
         )
         db.execute("CREATE TABLE IF NOT EXISTS lane_overrides (project_id INTEGER PRIMARY KEY, "
                    "lane TEXT NOT NULL CHECK (lane IN ('fast', 'slow')), updated REAL)")
@@ -304,7 +311,7 @@ class SqliteStore:
             inserted = self._insert_event(conn, event)
             new.append(inserted)
             if inserted:
-                category = "transaction" if event.item_type == "transaction" else "error"
+                category = category_of_item(event.item_type)
                 minute = int(event.received // 60 * 60)
                 accepted[(minute, event.project_id, category)] = accepted.get((minute, event.project_id, category), 0) + 1
         rows = [(m, p, int(Outcome.ACCEPTED), "", c, q) for (m, p, c), q in accepted.items()]
@@ -336,6 +343,22 @@ class SqliteStore:
 
         self._run(run)
 
+    def list_feedback(self, project_slug: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        """User reports and feedback, newest first, with the issue of the event they are about."""
+        if project_slug is not None:
+            self.project_by_slug(project_slug)
+        sql = ("SELECT f.feedback_id, p.slug, f.kind, f.associated_event_id, e.issue_id, f.name, f.email, f.message, "
+               "f.url, f.received FROM feedback f JOIN projects p ON p.id = f.project_id "
+               "LEFT JOIN events e ON e.project_id = f.project_id AND e.event_id = f.associated_event_id")
+        params: list[Any] = []
+        if project_slug is not None:
+            sql += " WHERE p.slug = ?"
+            params.append(project_slug)
+        sql += " ORDER BY f.received DESC LIMIT ?"
+        params.append(limit)
+        names = ("id", "project", "kind", "event_id", "issue_id", "name", "email", "message", "url", "received")
+        return [dict(zip(names, row)) for row in self._run(lambda c: c.execute(sql, params).fetchall())]
+
     def release_health(self, project_slug: str | None = None) -> list[dict[str, Any]]:
         """Per project, release and environment: session totals and the crash-free rate. Raises NotFound."""
         if project_slug is not None:
@@ -361,6 +384,16 @@ class SqliteStore:
     def _insert_event(self, conn: sqlite3.Connection, event: ProcessedEvent) -> bool:
         data = event.data
         body = (event.body if event.body is not None else orjson.dumps(data)).decode()
+        if event.item_type in ("user_report", "feedback"):
+            # A user report for an event replaces an earlier one (the user edited it), as in Sentry.
+            verb = "INSERT OR REPLACE" if event.item_type == "user_report" else "INSERT OR IGNORE"
+            cursor = conn.execute(
+                f"{verb} INTO feedback(project_id, feedback_id, kind, associated_event_id, name, email, message, url, "
+                "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.project_id, event.event_id, event.item_type, data.get("associated_event_id"), data.get("name"),
+                 data.get("email"), data.get("message"), data.get("url"), event.received),
+            )
+            return cursor.rowcount == 1
         if event.item_type == "transaction":
             start = data.get("start_timestamp")
             duration = (event.timestamp - start) * 1000 if isinstance(start, (int, float)) else None

@@ -21,7 +21,7 @@ from ..sessions import SessionError, parse_session, parse_sessions
 
 __all__ = ["IngestStage", "normalize_event_id"]
 
-_EVENT_ITEMS = ("event", "transaction")
+_EVENT_ITEMS = ("event", "transaction", "feedback")
 #: The most envelopes taken from the inbox per wake-up.
 BATCH = 64
 _CLIENT_REPORT_FIELDS = {
@@ -76,6 +76,10 @@ class IngestStage:
                 event.has_attachments = has_attachments
                 events.append(event)
                 header_id = None  # one event per envelope id; a second event item gets its own
+            elif item_type == "user_report":
+                report = self._user_report(message, item, ctx)
+                if report is not None:
+                    events.append(report)
             elif item_type == "client_report":
                 self._client_report(message, item, ctx)
             elif item_type in ("session", "sessions") and ctx.sessions is not None:
@@ -105,6 +109,20 @@ class IngestStage:
             payload=item.payload,
             remote_addr=message.remote_addr,
         )
+
+    def _user_report(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> EventMessage | None:
+        # A user report names the event it is about; that event's id is also the report's key.
+        try:
+            payload = item.json()
+        except InvalidEnvelope:
+            payload = None
+        event_id = normalize_event_id(payload.get("event_id")) if isinstance(payload, dict) else None
+        if event_id is None:
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, category_of_item(item.type), "invalid_user_report",
+                                timestamp=message.received)
+            return None
+        return EventMessage(project_id=message.project_id, event_id=event_id, item_type="user_report",
+                            received=message.received, payload=item.payload, remote_addr=message.remote_addr)
 
     def _sessions(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
         try:

@@ -101,6 +101,8 @@ def process_event(message: EventMessage, switches: Any = None) -> ProcessedEvent
     before it is normalized; ``skip_processing`` stores a matching event as the SDK sent it, grouped
     but not normalized, with a ``processing_skipped`` entry in its ``errors``.
     """
+    if message.item_type in _FEEDBACK_ITEMS:
+        return _feedback(message)
     raw = None
     if switches is not None and (switches.enabled("drop_after_parsing") or switches.enabled("skip_processing")):
         raw = peek(message.payload)
@@ -145,6 +147,32 @@ def process_event(message: EventMessage, switches: Any = None) -> ProcessedEvent
         group_hash=grouping.hash, title=grouping.title, culprit=grouping.culprit,
         level=level if isinstance(level, str) else "error", metadata=grouping.metadata,
     )
+
+
+_FEEDBACK_ITEMS = ("user_report", "feedback")
+
+
+def _feedback(message: EventMessage) -> ProcessedEvent | Rejected:
+    """A user report (``user_report``) or user feedback (``feedback``) as the fields the store keeps."""
+    raw = peek(message.payload)
+    if raw is None:
+        return Rejected(message, "invalid_json")
+    if message.item_type == "user_report":
+        fields = {"associated_event_id": message.event_id, "name": raw.get("name"), "email": raw.get("email"),
+                  "message": raw.get("comments")}
+    else:
+        context = (raw.get("contexts") or {}).get("feedback")
+        if not isinstance(context, dict):
+            return Rejected(message, "invalid_feedback")
+        associated = context.get("associated_event_id")
+        fields = {"associated_event_id": associated.replace("-", "").lower() if isinstance(associated, str) else None,
+                  "name": context.get("name"), "email": context.get("contact_email"),
+                  "message": context.get("message"), "url": context.get("url")}
+    data = {key: value[:4096] for key, value in fields.items() if isinstance(value, str)}
+    if not data.get("message"):
+        return Rejected(message, "invalid_feedback")
+    return ProcessedEvent(project_id=message.project_id, event_id=message.event_id, item_type=message.item_type,
+                          received=message.received, timestamp=message.received, data=data, level="info")
 
 
 def _process_batch(messages: list[EventMessage], switches: Any) -> list[ProcessedEvent | Rejected]:
