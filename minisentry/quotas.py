@@ -1,4 +1,4 @@
-"""Quotas and rate limits, counted at the edge, after Relay's ``relay-quotas``. Pure logic, no I/O.
+"""Quotas and rate limits, counted at the edge, after Relay's ``relay-quotas``. No I/O of its own.
 
 A :class:`Quota` caps how much of some data categories a scope may send per window, e.g. 100 errors
 a minute per project. The relay calls :meth:`RateLimiter.check` once per envelope, *before* the
@@ -377,7 +377,8 @@ class QuotaCounters(Protocol):
         """For each group: if no request would exceed its limit, add every quantity; else add none.
 
         Returns, per group, per request, whether that request was *rejected* (its counter plus
-        its quantity exceeds its limit). May block on the backend; raises backend errors as they are.
+        its quantity exceeds its limit). May block on the backend (one round trip); raises what
+        the backend documents when it cannot answer.
         """
         ...
 
@@ -441,7 +442,8 @@ class MemoryQuotaCounters:
     Counters of ended windows are removed at every call. At most ``max_keys`` counters are live:
     at the bound, a counter that does not exist yet is *not created*; its request is judged against
     a count of 0 and passes uncounted (``uncounted`` grows by its quantity). So the bound fails
-    open, as Relay does when its Redis cannot be reached, while existing counters keep enforcing.
+    open for scope instances beyond it (memory stays bounded), while existing counters keep
+    enforcing; size it above quotas x projects (or keys) x 2 windows to never reach it.
     """
 
     def __init__(self, max_keys: int = 100_000) -> None:
@@ -490,11 +492,13 @@ class RateLimiter:
     ``clock`` returns unix seconds. It is the wall clock on purpose: windows align to it (a 60 s
     window restarts on the minute) and a shared Redis needs every process to agree on the slot.
     At most ``max_active_limits`` active limits are remembered; past that, new ones are not, which
-    only costs the cheap path: the counters still reject.
+    only costs the cheap path: the counters still reject. Raises ValueError if it is not positive.
     """
 
     def __init__(self, counters: QuotaCounters, clock: Callable[[], float] = time.time, *,
                  max_active_limits: int = 10_000) -> None:
+        if not _is_int(max_active_limits) or max_active_limits <= 0:
+            raise ValueError(f"max_active_limits must be a positive integer, got {max_active_limits!r}")
         self.counters = counters
         self.clock = clock
         self._active: _ExpiringTable[tuple[Quota, str], bool] = _ExpiringTable(max_active_limits)
@@ -535,7 +539,7 @@ class RateLimiter:
                 elif (until := self._active.expires_at((quota, instance))) is not None:
                     reject(category, quota.rate_limit(_seconds_until(until, now)))
 
-        pending = sorted((c for c in wanted if c not in rejected), key=lambda c: (_ORDER.get(c, len(_ORDER)), c))
+        pending = _sorted_categories(c for c in wanted if c not in rejected)
         await self._count([c for c in pending if c in _EVENT_CATEGORIES], wanted, applicable, now, reject)
         event_limits = [rejected[c] for c in _sorted_categories(wanted) if c in _EVENT_CATEGORIES and c in rejected]
         rest = []
@@ -560,9 +564,10 @@ class RateLimiter:
             for quota, instance in applicable:
                 if not quota.applies_to(category):
                     continue
-                slot = int(now // quota.window)
-                expires_at = (slot + 1) * quota.window
-                key = f"quota:{quota.id}:{quota.scope}:{instance}:{quota.window}:{slot}"
+                expires_at = slot_end(now, quota.window)
+                # Like Relay's `quota:{id}{org}{scope id}:{slot}`, plus scope and window, so that
+                # editing either starts a fresh counter while editing the limit keeps the count.
+                key = f"quota:{quota.id}:{quota.scope}:{instance}:{quota.window}:{expires_at // quota.window - 1}"
                 group.append(CounterRequest(key, quota.limit, wanted[category], expires_at))
                 used.append((quota, instance, expires_at))
             if group:
