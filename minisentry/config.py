@@ -17,6 +17,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
 from .lanes import lane_config_of
+from .quotas import quotas_from_config
 
 __all__ = [
     "Config",
@@ -152,6 +153,7 @@ class Config:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
+    quotas: tuple[Any, ...] = ()
     plugins: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -197,10 +199,12 @@ def config_from_dict(
             raise ConfigError(f"{label}: unknown key '{key}'")
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        if f.name in ("source", "projects", "plugins") or f.name not in raw:
+        if f.name in ("source", "projects", "plugins", "quotas") or f.name not in raw:
             continue
         cls = get_type_hints(Config)[f.name]
         sections[f.name] = _build(cls, raw[f.name], f.name, label)
+    if "quotas" in raw:
+        sections["quotas"] = quotas_from_config(raw["quotas"], label=label)
     if "plugins" in raw:
         plugins = _check_type(raw["plugins"], dict[str, Any], "plugins", label)
         sections["plugins"] = {name: _resolve_env(value, f"plugins.{name}", label) for name, value in plugins.items()}

@@ -16,6 +16,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   ├── MethodNotAllowed        405
     │   ├── PayloadTooLarge         413: over a size limit (checked after decompression)
     │   ├── UnsupportedEncoding     415: a Content-Encoding we do not decode
+    │   ├── RateLimited             429: a quota rejected everything (with X-Sentry-Rate-Limits)
     │   └── PipelineFull            429: the pipeline cannot take more right now
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
@@ -42,6 +43,7 @@ __all__ = [
     "PayloadTooLarge",
     "UnsupportedEncoding",
     "PipelineFull",
+    "RateLimited",
     "SpoolFull",
     "StorageError",
     "PipelineError",
@@ -150,6 +152,18 @@ class SpoolFull(PipelineFull):
     """429: the on-disk spool (``spool.py``) would exceed its ``max_bytes``; answered like PipelineFull."""
 
     reason = "spool_full"
+
+
+class RateLimited(RequestError):
+    """429: a quota rejected everything in the request; carries the ``X-Sentry-Rate-Limits`` value."""
+
+    status = 429
+    reason = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, rate_limits: str) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.rate_limits = rate_limits
 
 
 class StorageError(MinisentryError):

@@ -125,7 +125,7 @@ class Scrubber:
     """
 
     def __init__(self, settings: ScrubbingSettings, *, label: str = "config", where: str = "scrubbing") -> None:
-        """Compile ``settings`` into the Relay configs to apply. Blocks on CPU for a few ms.
+        """Compile ``settings`` into the Relay configs to apply. Blocks on CPU (~0.1 ms).
 
         Raises ConfigError (with Relay's message) if the settings or ``pii_config`` are invalid.
         """
@@ -191,7 +191,7 @@ _cache_lock = threading.Lock()
 def scrubber_for(settings: ScrubbingSettings) -> Scrubber:
     """Return the process's :class:`Scrubber` for ``settings``, building it on first use.
 
-    Does not block except to compile a new configuration (a few ms, once per process). Thread-safe.
+    Does not block except to compile a new configuration (~0.1 ms, once per process). Thread-safe.
     Raises ConfigError if the settings are invalid.
     """
     global _cache

@@ -70,8 +70,9 @@ async def running_pipeline(config: Config, *, http: bool = True) -> AsyncIterato
 def write_config(path: Path, raw: dict[str, Any]) -> Path:
     """Write a config mapping as TOML (only the shapes our configs use)."""
     lines: list[str] = []
+    arrays = ("projects", "quotas")
     for section, value in raw.items():
-        if section == "projects":
+        if section in arrays:
             continue
         lines.append(f"[{section}]")
         nested = []
@@ -83,9 +84,10 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
         for key, item in nested:
             lines.append(f"[{section}.{key}]")
             lines += [f"{k} = {_toml(v)}" for k, v in item.items()]
-    for project in raw.get("projects", []):
-        lines.append("[[projects]]")
-        lines += [f"{k} = {_toml(v)}" for k, v in project.items()]
+    for section in arrays:
+        for table in raw.get(section, []):
+            lines.append(f"[[{section}]]")
+            lines += [f"{k} = {_toml(v)}" for k, v in table.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -321,3 +321,12 @@ def test_fuzz_config_mappings_only_raise_config_error(raw):
         config_from_dict(raw)
     except ConfigError:
         pass
+
+
+def test_quotas_are_read_and_checked():
+    config = config_from_dict({"quotas": [{"id": "e", "categories": ["error"], "limit": 5, "window": 60}]})
+    assert config.quotas[0].limit == 5 and config.quotas[0].categories == ("error",)
+    with pytest.raises(ConfigError, match="limt"):
+        config_from_dict({"quotas": [{"id": "e", "categories": ["error"], "limt": 5, "window": 60}]})
+    with pytest.raises(ConfigError, match="quotas"):
+        config_from_dict({"quotas": {"id": "e"}})

@@ -11,7 +11,9 @@ Routes (trailing slash optional)::
     GET     /api/0/...                        the read API (see api.py)
 
 Per request: size limits (after decompression, while streaming), authentication, envelope parsing,
-per-item size checks, then a hand-off to the ingest channel. The answer is 200 only once the
+per-item size checks, quotas (``[[quotas]]``: items over quota are dropped as ``rate_limited``; an
+envelope with nothing left gets 429 with ``Retry-After`` and ``X-Sentry-Rate-Limits``, limited or
+fully blocked categories are announced on 200s too), then a hand-off to the ingest channel. The answer is 200 only once the
 envelope is in the channel (or, with a ``[spool]``, committed to the on-disk spool, which takes
 over whenever the channel is full and keeps order while it holds anything); otherwise, after
 ``stages.enqueue_timeout``, the answer is 429 with ``Retry-After``, and the items are counted as
@@ -36,12 +38,13 @@ from ..config import Config
 from ..decoding import BodyDecoder
 from ..envelope import Envelope, Item, parse_envelope
 from ..errors import (AuthMissing, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
-                      PipelineFull, RequestError, SpoolFull)
+                      PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
 from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
 from ..projects import ProjectKeys
+from ..quotas import MemoryQuotaCounters, RateLimiter, envelope_quantities, format_rate_limits, partition_items
 from ..spool import DiskSpool, encode_envelope_message
 from .ingest import normalize_event_id
 
@@ -75,6 +78,9 @@ class Relay:
         self.sender: ChannelSender | None = None
         #: The on-disk spool, when configured: envelopes wait there instead of being refused.
         self.spool: DiskSpool | None = None
+        #: Quotas counted at the edge, before anything enters the pipeline.
+        self.quotas = config.quotas
+        self.limiter = RateLimiter(MemoryQuotaCounters())
         self.ready = False
         self.accepted = 0
         #: Set by the Pipeline: the readiness verdict and the Prometheus text for /metrics.
@@ -98,9 +104,10 @@ class Relay:
         match = _INGEST_RE.match(request.path)
         if match is not None:
             if request.method == "POST":
-                event_id = await self._ingest(request, int(match.group(1)), match.group(2))
+                event_id, limits = await self._ingest(request, int(match.group(1)), match.group(2))
                 body = b'{"id":"%s"}' % event_id.encode() if event_id else _OK_EMPTY
-                return Response(200, body, _CORS)
+                headers = _CORS if not limits else [*_CORS, ("X-Sentry-Rate-Limits", limits)]
+                return Response(200, body, headers)
             if request.method == "OPTIONS":
                 return Response(200, b"", _PREFLIGHT)
             raise MethodNotAllowed(f"{request.method} is not allowed here")
@@ -124,23 +131,55 @@ class Relay:
         headers.append(("X-Sentry-Error", exc.detail.replace("\r", " ").replace("\n", " ")[:200]))
         if isinstance(exc, PipelineFull):
             headers.append(("Retry-After", str(exc.retry_after)))
+        elif isinstance(exc, RateLimited):
+            headers.append(("Retry-After", str(exc.retry_after)))
+            headers.append(("X-Sentry-Rate-Limits", exc.rate_limits))
         elif isinstance(exc, (BadRequest, PayloadTooLarge)) and request is not None:
             self._count_refused_request(request, exc)
         return Response(exc.status, orjson.dumps({"detail": exc.detail}), headers)
 
     # -- the accept path --------------------------------------------------------------------------
 
-    async def _ingest(self, request: Request, project_id: int, endpoint: str) -> str | None:
+    async def _ingest(self, request: Request, project_id: int, endpoint: str) -> tuple[str | None, str]:
+        """Authenticate, parse, apply quotas and hand off; return (event id, rate limits to announce)."""
         key = key_from_headers(request.headers) or key_from_query(request.query)
         if key is not None:
-            project_id = self.keys.project_of(check_key_format(key), project_id)
+            key = check_key_format(key)
+            project_id = self.keys.project_of(key, project_id)
         envelope = self._parse(request.body, endpoint)
         if key is None:
             dsn_key = key_from_dsn(envelope.headers.get("dsn"))
             if dsn_key is None:
                 raise AuthMissing("missing authorization information")
-            project_id = self.keys.project_of(check_key_format(dsn_key), project_id)
-        return await self.accept(envelope, project_id, key or "", remote_addr=request.remote_addr)
+            key = check_key_format(dsn_key)
+            project_id = self.keys.project_of(key, project_id)
+        announce = ""
+        if self.quotas:
+            envelope, announce = await self._apply_quotas(envelope, project_id, key)
+        event_id = await self.accept(envelope, project_id, key, remote_addr=request.remote_addr)
+        return event_id, announce
+
+    async def _apply_quotas(self, envelope: Envelope, project_id: int, key: str) -> tuple[Envelope, str]:
+        """Drop the items over quota (outcome rate_limited); raise RateLimited if nothing is left.
+
+        Returns the envelope with the allowed items and the ``X-Sentry-Rate-Limits`` value to put on
+        the 200 (categories limited in this envelope, or fully blocked right now).
+        """
+        result = await self.limiter.check(project_id, key, envelope_quantities(envelope.items), self.quotas)
+        if result.is_limited:
+            kept, dropped = partition_items(envelope.items, result)
+            for item, category, limit in dropped:
+                quantity = len(item.payload) if category == "attachment" else 1
+                self.outcomes.record(project_id, Outcome.RATE_LIMITED, category, limit.reason_code or "", quantity)
+            if not any(item.type != "client_report" for item in kept):
+                if kept:
+                    await self.accept(Envelope(envelope.headers, kept), project_id, key)
+                raise RateLimited("rate limited: over quota", retry_after=result.retry_after or 1,
+                                  rate_limits=result.header())
+            envelope = Envelope(envelope.headers, kept)
+            return envelope, result.header()
+        active = self.limiter.active_limits(project_id, key, self.quotas)
+        return envelope, format_rate_limits(active) if active else ""
 
     def _parse(self, body: bytes, endpoint: str) -> Envelope:
         if endpoint == "envelope":
