@@ -18,6 +18,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from .errors import ConfigError
 from .lanes import lane_config_of
 from .quotas import quotas_from_config
+from .scrubbing import ScrubbingSettings
 
 __all__ = [
     "Config",
@@ -154,6 +155,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
     quotas: tuple[Any, ...] = ()
+    scrubbing: Any = field(default_factory=lambda: ScrubbingSettings())
     plugins: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -199,10 +201,12 @@ def config_from_dict(
             raise ConfigError(f"{label}: unknown key '{key}'")
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        if f.name in ("source", "projects", "plugins", "quotas") or f.name not in raw:
+        if f.name in ("source", "projects", "plugins", "quotas", "scrubbing") or f.name not in raw:
             continue
         cls = get_type_hints(Config)[f.name]
         sections[f.name] = _build(cls, raw[f.name], f.name, label)
+    if "scrubbing" in raw:
+        sections["scrubbing"] = ScrubbingSettings.from_mapping(raw["scrubbing"], "scrubbing", label=label)
     if "quotas" in raw:
         sections["quotas"] = quotas_from_config(raw["quotas"], label=label)
     if "plugins" in raw:

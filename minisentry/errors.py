@@ -20,6 +20,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── PipelineFull            429: the pipeline cannot take more right now
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
+    ├── ScrubbingError              Relay could not scrub an event: it is never stored
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
 Per-item failures (an event that cannot be normalized) are *not* exceptions that stop a stage: they
@@ -46,6 +47,7 @@ __all__ = [
     "RateLimited",
     "SpoolFull",
     "StorageError",
+    "ScrubbingError",
     "PipelineError",
 ]
 
@@ -168,6 +170,12 @@ class RateLimited(RequestError):
 
 class StorageError(MinisentryError):
     """The event store failed (I/O error, corrupt or locked database)."""
+
+
+class ScrubbingError(MinisentryError):
+    """Relay could not scrub an event; it must not be stored (outcome ``invalid``, ``reason``)."""
+
+    reason = "scrubbing_failed"
 
 
 class PipelineError(MinisentryError):

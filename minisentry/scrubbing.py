@@ -33,7 +33,7 @@ import orjson
 from sentry_relay import convert_datascrubbing_config, pii_strip_event, validate_pii_config
 from sentry_relay.exceptions import RelayError
 
-from .errors import ConfigError, MinisentryError
+from .errors import ConfigError, ScrubbingError
 
 __all__ = ["ScrubbingSettings", "Scrubber", "ScrubbingError", "scrubber_for", "merge_pii_configs"]
 
@@ -41,12 +41,6 @@ __all__ = ["ScrubbingSettings", "Scrubber", "ScrubbingError", "scrubber_for", "m
 PROJECT_PREFIX = "project:"
 #: Scrubbers kept per process by :func:`scrubber_for`; the cache is cleared when it reaches this.
 MAX_CACHED_SCRUBBERS = 1024
-
-
-class ScrubbingError(MinisentryError):
-    """Relay could not scrub an event; it must not be stored (outcome ``invalid``, ``reason``)."""
-
-    reason = "scrubbing_failed"
 
 
 @dataclass(frozen=True, kw_only=True)

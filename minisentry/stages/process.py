@@ -1,7 +1,9 @@
 """The process stage: normalize each event with Relay's own rules, then group it into an issue.
 
 Normalization uses ``sentry_relay.StoreNormalizer`` (Sentry's Rust normalizer, which parses the raw
-payload once); grouping uses ``grouping.compute_grouping``. Work is taken in batches of whatever is
+payload once); then the event is scrubbed of PII (``scrubbing.py``, ``[scrubbing]``: an event that
+cannot be scrubbed is never stored, outcome ``invalid``/``scrubbing_failed``); grouping uses
+``grouping.compute_grouping``. Work is taken in batches of whatever is
 buffered (up to ``BATCH``) and done in a worker thread: the Rust normalizer releases the GIL, so on
 a machine with a spare core the event loop keeps accepting requests meanwhile.
 
@@ -26,10 +28,12 @@ from sentry_relay.exceptions import RelayError
 
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
+from ..errors import ScrubbingError
 from ..grouping import Grouping, compute_grouping
 from ..killswitches import KillSwitches
 from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
+from ..scrubbing import ScrubbingSettings, scrubber_for
 from .switches import hits, peek
 
 # The kill-switches checked inside process_event (and so inside worker processes).
@@ -94,7 +98,8 @@ def _group(message: EventMessage, data: dict) -> Grouping:
         return _GROUPING_FAILED
 
 
-def process_event(message: EventMessage, switches: Any = None) -> ProcessedEvent | Rejected:
+def process_event(message: EventMessage, switches: Any = None,
+                  scrubbing: ScrubbingSettings | None = None) -> ProcessedEvent | Rejected:
     """Normalize and group one event. Blocks on CPU (safe to call from a worker thread); never raises.
 
     Kill-switches: ``drop_after_parsing`` drops a matching event (outcome filtered/killswitch)
@@ -121,6 +126,13 @@ def process_event(message: EventMessage, switches: Any = None) -> ProcessedEvent
             data = None
     if data is None:
         return Rejected(message, "invalid_json")
+    if scrubbing is not None:
+        # Before grouping (as in Sentry) and long before anything is stored.
+        try:
+            data = scrubber_for(scrubbing).scrub(data)
+        except ScrubbingError as exc:
+            log.warning("event %s of project %s not stored: %s", message.event_id, message.project_id, exc)
+            return Rejected(message, exc.reason)
     # The envelope header's id is the one the SDK was answered with; it wins over the payload's.
     data["event_id"] = message.event_id
     if message.errors:
@@ -175,8 +187,9 @@ def _feedback(message: EventMessage) -> ProcessedEvent | Rejected:
                           received=message.received, timestamp=message.received, data=data, level="info")
 
 
-def _process_batch(messages: list[EventMessage], switches: Any) -> list[ProcessedEvent | Rejected]:
-    return [process_event(message, switches) for message in messages]
+def _process_batch(messages: list[EventMessage], switches: Any,
+                   scrubbing: ScrubbingSettings | None) -> list[ProcessedEvent | Rejected]:
+    return [process_event(message, switches, scrubbing) for message in messages]
 
 
 # What the store and the store-side kill-switches read of a processed event.
@@ -194,7 +207,8 @@ def _summarize(event: ProcessedEvent) -> ProcessedEvent:
     return event
 
 
-def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | None) -> list:
+def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | None,
+                            scrubbing: ScrubbingSettings | None) -> list:
     """Process a batch in a worker process (see ``stages.process_workers``). Blocks on CPU.
 
     Returns the results with each event's JSON already serialized: sending bytes back costs far
@@ -202,7 +216,7 @@ def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | 
     """
     switches = KillSwitches(switch_values) if switch_values else None
     return [_summarize(result) if isinstance(result, ProcessedEvent) else result
-            for result in _process_batch(messages, switches)]
+            for result in _process_batch(messages, switches, scrubbing)]
 
 
 class ProcessStage:
@@ -221,17 +235,19 @@ class ProcessStage:
 
     async def _run_batch(self, messages: list[EventMessage], ctx: StageContext) -> list:
         switches = ctx.killswitches
+        scrubbing = ctx.config.scrubbing
         if self._limiter is None:
-            return await anyio.to_thread.run_sync(_process_batch, messages, switches)
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing)
         values = None
         if switches is not None and any(switches.enabled(name) for name in _WORKER_SWITCHES):
             values = {name: switches.conditions(name) for name in _WORKER_SWITCHES}
         try:
-            return await anyio.to_process.run_sync(process_batch_in_worker, messages, values, limiter=self._limiter)
+            return await anyio.to_process.run_sync(process_batch_in_worker, messages, values, scrubbing,
+                                                   limiter=self._limiter)
         except BrokenWorkerProcess:
             # A worker that died (killed, out of memory) must not lose the batch: do it here.
             log.exception("a process worker broke; processing its batch of %d in this process", len(messages))
-            return await anyio.to_thread.run_sync(_process_batch, messages, switches)
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing)
 
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
