@@ -117,7 +117,9 @@ HEALTH_CHECK_GLOBS = ("*healthcheck*", "*heartbeat*", "*/health", "*/healthy", "
                       "*/livez", "*/ready", "*/readyz", "*/ping")
 
 _LOWEST = -(2**31)
-# key -> (browser family, lowest major, highest major), inclusive.
+# key -> (browser family, lowest major, highest major), inclusive. The deprecated keys are Relay's
+# (relay-filter/src/legacy_browsers.rs); the current ones are Sentry's documented cut-offs
+# (sentry/ingest/inbound_filters/specs.py, after relay#5326 aligned them with Next.js in 2025).
 _LEGACY_RULES: dict[str, tuple[str, int, int]] = {
     "ie": ("IE", _LOWEST, 11),
     "edge": ("Edge", _LOWEST, 110),
