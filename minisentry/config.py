@@ -18,6 +18,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from .errors import ConfigError
 from .lanes import lane_config_of
 from .quotas import quotas_from_config
+from .filters import FilterSettings
 from .scrubbing import ScrubbingSettings
 
 __all__ = [
@@ -156,6 +157,7 @@ class Config:
     projects: list[ProjectConfig] = field(default_factory=list)
     quotas: tuple[Any, ...] = ()
     scrubbing: Any = field(default_factory=lambda: ScrubbingSettings())
+    filters: Any = field(default_factory=lambda: FilterSettings())
     plugins: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -201,10 +203,12 @@ def config_from_dict(
             raise ConfigError(f"{label}: unknown key '{key}'")
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        if f.name in ("source", "projects", "plugins", "quotas", "scrubbing") or f.name not in raw:
+        if f.name in ("source", "projects", "plugins", "quotas", "scrubbing", "filters") or f.name not in raw:
             continue
         cls = get_type_hints(Config)[f.name]
         sections[f.name] = _build(cls, raw[f.name], f.name, label)
+    if "filters" in raw:
+        sections["filters"] = FilterSettings.from_mapping(raw["filters"], "filters")
     if "scrubbing" in raw:
         sections["scrubbing"] = ScrubbingSettings.from_mapping(raw["scrubbing"], "scrubbing", label=label)
     if "quotas" in raw:

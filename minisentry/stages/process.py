@@ -1,7 +1,8 @@
 """The process stage: normalize each event with Relay's own rules, then group it into an issue.
 
 Normalization uses ``sentry_relay.StoreNormalizer`` (Sentry's Rust normalizer, which parses the raw
-payload once); then the event is scrubbed of PII (``scrubbing.py``, ``[scrubbing]``: an event that
+payload once); inbound filters drop what the project does not want (``[filters]``, outcome
+``filtered`` with Sentry's reason key); then the event is scrubbed of PII (``scrubbing.py``, ``[scrubbing]``: an event that
 cannot be scrubbed is never stored, outcome ``invalid``/``scrubbing_failed``); grouping uses
 ``grouping.compute_grouping``. Work is taken in batches of whatever is
 buffered (up to ``BATCH``) and done in a worker thread: the Rust normalizer releases the GIL, so on
@@ -33,6 +34,7 @@ from ..grouping import Grouping, compute_grouping
 from ..killswitches import KillSwitches
 from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
+from ..filters import FilterSettings, should_filter
 from ..scrubbing import ScrubbingSettings, scrubber_for
 from .switches import hits, peek
 
@@ -98,8 +100,8 @@ def _group(message: EventMessage, data: dict) -> Grouping:
         return _GROUPING_FAILED
 
 
-def process_event(message: EventMessage, switches: Any = None,
-                  scrubbing: ScrubbingSettings | None = None) -> ProcessedEvent | Rejected:
+def process_event(message: EventMessage, switches: Any = None, scrubbing: ScrubbingSettings | None = None,
+                  filters: FilterSettings | None = None) -> ProcessedEvent | Rejected:
     """Normalize and group one event. Blocks on CPU (safe to call from a worker thread); never raises.
 
     Kill-switches: ``drop_after_parsing`` drops a matching event (outcome filtered/killswitch)
@@ -126,6 +128,10 @@ def process_event(message: EventMessage, switches: Any = None,
             data = None
     if data is None:
         return Rejected(message, "invalid_json")
+    if filters is not None:
+        reason = should_filter(data, filters, message.remote_addr)
+        if reason is not None:
+            return Rejected(message, reason, Outcome.FILTERED)
     if scrubbing is not None:
         # Before grouping (as in Sentry) and long before anything is stored.
         try:
@@ -187,9 +193,9 @@ def _feedback(message: EventMessage) -> ProcessedEvent | Rejected:
                           received=message.received, timestamp=message.received, data=data, level="info")
 
 
-def _process_batch(messages: list[EventMessage], switches: Any,
-                   scrubbing: ScrubbingSettings | None) -> list[ProcessedEvent | Rejected]:
-    return [process_event(message, switches, scrubbing) for message in messages]
+def _process_batch(messages: list[EventMessage], switches: Any, scrubbing: ScrubbingSettings | None,
+                   filters: FilterSettings | None) -> list[ProcessedEvent | Rejected]:
+    return [process_event(message, switches, scrubbing, filters) for message in messages]
 
 
 # What the store and the store-side kill-switches read of a processed event.
@@ -208,7 +214,7 @@ def _summarize(event: ProcessedEvent) -> ProcessedEvent:
 
 
 def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | None,
-                            scrubbing: ScrubbingSettings | None) -> list:
+                            scrubbing: ScrubbingSettings | None, filters: FilterSettings | None) -> list:
     """Process a batch in a worker process (see ``stages.process_workers``). Blocks on CPU.
 
     Returns the results with each event's JSON already serialized: sending bytes back costs far
@@ -216,7 +222,7 @@ def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | 
     """
     switches = KillSwitches(switch_values) if switch_values else None
     return [_summarize(result) if isinstance(result, ProcessedEvent) else result
-            for result in _process_batch(messages, switches, scrubbing)]
+            for result in _process_batch(messages, switches, scrubbing, filters)]
 
 
 class ProcessStage:
@@ -235,19 +241,19 @@ class ProcessStage:
 
     async def _run_batch(self, messages: list[EventMessage], ctx: StageContext) -> list:
         switches = ctx.killswitches
-        scrubbing = ctx.config.scrubbing
+        scrubbing, filters = ctx.config.scrubbing, ctx.config.filters
         if self._limiter is None:
-            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing)
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing, filters)
         values = None
         if switches is not None and any(switches.enabled(name) for name in _WORKER_SWITCHES):
             values = {name: switches.conditions(name) for name in _WORKER_SWITCHES}
         try:
-            return await anyio.to_process.run_sync(process_batch_in_worker, messages, values, scrubbing,
+            return await anyio.to_process.run_sync(process_batch_in_worker, messages, values, scrubbing, filters,
                                                    limiter=self._limiter)
         except BrokenWorkerProcess:
             # A worker that died (killed, out of memory) must not lose the batch: do it here.
             log.exception("a process worker broke; processing its batch of %d in this process", len(messages))
-            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing)
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing, filters)
 
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""

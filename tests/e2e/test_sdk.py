@@ -52,8 +52,9 @@ def count(db: Path, sql: str) -> int:
 
 
 def init_sdk(dsn: str, **options) -> None:
+    options = {"release": "shop@1.0", "environment": "test", **options}
     sentry_sdk.init(dsn=dsn, traces_sample_rate=1.0, default_integrations=False, auto_enabling_integrations=False,
-                    release="shop@1.0", environment="test", **options)
+                    **options)
     # Scopes outlive init(): start each test without an earlier test's transaction name or tags.
     sentry_sdk.get_isolation_scope().clear()
     sentry_sdk.get_current_scope().clear()
