@@ -4,6 +4,8 @@ Routes::
 
     GET /api/0/projects/<org>/<project>/issues/     issues of a project, most recently seen first
     GET /api/0/issues/<issue_id>/events/latest/     the newest event of an issue
+    GET /api/0/projects/<org>/<project>/events/<event_id>/attachments/           an event's attachments
+    GET /api/0/projects/<org>/<project>/events/<event_id>/attachments/<id>/?download   one, as a file
 
 There is one organization: any ``<org>`` slug is accepted. Tokens come from ``[api] tokens``; with
 none configured every call is refused. Pagination follows Sentry's ``Link`` header with cursors.
@@ -27,6 +29,8 @@ __all__ = ["ReadApi", "issue_to_api", "event_to_api"]
 
 _ISSUES_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/issues/?$")
 _LATEST_RE = re.compile(r"^/api/0/issues/(\d{1,18})/events/latest/?$")
+_ATTACHMENTS_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/?$")
+_ATTACHMENT_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/(\d{1,18})/?$")
 _MAX_LIMIT = 100
 
 
@@ -94,6 +98,12 @@ def event_to_api(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _attachment_to_api(row: dict[str, Any]) -> dict[str, Any]:
+    """Render an attachment's metadata with Sentry's field names."""
+    return {"id": str(row["id"]), "name": row["filename"], "mimetype": row["content_type"],
+            "type": row["attachment_type"], "size": row["size"], "event_id": row["event_id"]}
+
+
 class ReadApi:
     """Answers ``/api/0/`` requests from a read-only store. Store calls run in worker threads."""
 
@@ -122,7 +132,30 @@ class ReadApi:
         if match is not None:
             event = await anyio.to_thread.run_sync(self.store.latest_event, int(match.group(1)))
             return Response(200, orjson.dumps(event_to_api(event)))
+        match = _ATTACHMENTS_RE.match(request.path)
+        if match is not None:
+            rows = await self._attachments(match.group(2), match.group(3))
+            return Response(200, orjson.dumps([_attachment_to_api(row) for row in rows]))
+        match = _ATTACHMENT_RE.match(request.path)
+        if match is not None:
+            return await self._attachment(request, match.group(2), match.group(3), int(match.group(4)))
         raise NotFound(f"no route for {request.path}")
+
+    async def _attachments(self, project: str, event_id: str) -> list[dict[str, Any]]:
+        project_id = (await anyio.to_thread.run_sync(self.store.project_by_slug, project))["id"]
+        rows = await anyio.to_thread.run_sync(self.store.list_attachments, event_id)
+        return [row for row in rows if row["project_id"] == project_id]
+
+    async def _attachment(self, request: Request, project: str, event_id: str, attachment_id: int) -> Response:
+        rows = await self._attachments(project, event_id)
+        if attachment_id not in {row["id"] for row in rows}:
+            raise NotFound(f"no attachment {attachment_id} for event {event_id}")
+        meta, data = await anyio.to_thread.run_sync(self.store.attachment_data, attachment_id)
+        if "download" not in dict(parse_qsl(request.query)):
+            return Response(200, orjson.dumps(_attachment_to_api(meta)))
+        name = meta["filename"].replace('"', "").replace("\r", "").replace("\n", "")
+        return Response(200, data, [("Content-Disposition", f'attachment; filename="{name}"')],
+                        content_type="application/octet-stream")
 
     async def _issues(self, request: Request, project: str) -> Response:
         params = dict(parse_qsl(request.query))

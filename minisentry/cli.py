@@ -259,6 +259,40 @@ def events() -> None:
     """Inspect stored events."""
 
 
+@events.command("attachments")
+@click.argument("event_id")
+@click.option("--get", "get_id", type=int, default=None, help="Download the attachment with this id.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="With --get: write here (default: its file name in the current folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def events_attachments(ctx: click.Context, event_id: str, get_id: int | None, output: str | None, as_json: bool) -> None:
+    """List an event's attachments, or download one with --get ID."""
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            rows = store.list_attachments(event_id)
+            if get_id is not None:
+                if get_id not in {row["id"] for row in rows}:
+                    raise click.ClickException(f"event {event_id} has no attachment {get_id}")
+                meta, data = store.attachment_data(get_id)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if get_id is not None:
+        # Only the base name: a file name chosen by the SDK must not write outside the folder.
+        target = Path(output) if output else Path(Path(meta["filename"]).name or "attachment")
+        target.write_bytes(data)
+        click.echo(f"wrote {len(data)} bytes to {target}")
+        return
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no attachments")
+    for row in rows:
+        click.echo(f"{row['id']:>6}  {row['filename']:<32} {row['content_type']:<28} {row['size']:>10} bytes")
+
+
 @events.command("show")
 @click.argument("event_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored event JSON.")

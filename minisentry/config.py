@@ -62,6 +62,8 @@ class LimitsConfig:
     max_event_bytes: int = 1024 * 1024
     max_envelope_bytes: int = 200 * 1024 * 1024
     max_api_body_bytes: int = 1024 * 1024
+    max_attachments_bytes: int = 100 * 1024 * 1024
+    max_attachments_per_envelope: int = 100
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,7 +27,7 @@ setting                reason key              drops
                                                real ``abs_path`` is ``chrome-extension://``,
                                                ``moz-extension://``, ``safari-web-extension://``
                                                and the like
-``legacy_browsers``    ``legacy-browsers``     a ``User-Agent`` header of an old browser (below)
+``legacy_browsers``    ``legacy-browsers``     a ``User-Agent`` header of an old browser
 ``web_crawlers``       ``web-crawlers``        a ``User-Agent`` header of a known crawler or bot
 ``health_checks``      ``filtered-transaction`` transactions named like a health check
                                                (:data:`HEALTH_CHECK_GLOBS`)
@@ -38,29 +38,13 @@ Defaults are what Sentry switches on for a new project (``set_default_inbound_fi
 current browser keys), web crawlers and health checks on; localhost off; no messages, releases or
 IPs. ``FilterSettings()`` is that set.
 
-Globs follow Relay's patterns (``relay-pattern``, used case-insensitively by ``GlobPatterns``):
-``*`` any run of characters (newlines too), ``?`` one character, ``[abc]``/``[a-z]``/``[!a-z]``
-one character in/not in a set, ``{a,b}`` alternatives (not nested), ``\\`` makes the next character
-literal. A glob must match the *whole* string; an empty string is never matched. Case is ignored
-as Relay ignores it: text and pattern are both lowercased. Unlike Relay, which silently ignores a
-glob it cannot parse, :meth:`FilterSettings.from_mapping` refuses it. Globs with at most one run of
-stars (``lit``, ``pre*``, ``*suf``, ``pre*suf``, ``*mid*``) are joined into one regex, which cannot
-backtrack badly on that shape; globs with more stars use a linear segment-by-segment match, so a
-message crafted against ``*a*a*a*b`` cannot stall a worker.
+Globs (``releases``, ``error_messages``, the health checks) follow Relay's patterns and ignore case;
+:mod:`minisentry.globs` has the syntax. Unlike Relay, which silently ignores a glob it cannot parse,
+:meth:`FilterSettings.from_mapping` refuses it.
 
-Legacy browsers: the browser family and major version come from ``contexts.browser`` (``name``,
-``version``) — the process stage normalizes with ``normalize_user_agent=True``, so that is Relay's
-own uap-core parse of the same ``User-Agent`` header — and, when that context is missing, from a
-small built-in parser that knows the families below. As in Relay, an event without a
-``User-Agent`` header is never a legacy browser, "IE Mobile" counts as "IE", and families match
-exactly (so "Mobile Safari" is not "Safari", "Chrome Mobile" is not "Chrome"). Keys
-(:data:`LEGACY_BROWSER_KEYS`)::
-
-    ie  ≤ 11   edge ≤ 110   safari ≤ 15   firefox ≤ 110   chrome ≤ 110   opera ≤ 99
-    android ≤ 3   opera_mini ≤ 34                  (current Sentry keys and versions)
-    ie_pre_9 ≤ 8   ie9   ie10   ie11   safari_pre_6 ≤ 5   opera_pre_15 ≤ 14
-    opera_mini_pre_8 ≤ 7   android_pre_4 ≤ 3   edge_pre_79 ≤ 78   (Sentry's deprecated keys)
-    default    below IE 10, Safari 6, Opera 15, Opera Mini 8, Android 4 (alone only)
+Legacy browsers and web crawlers are told apart by the ``User-Agent`` header (and
+``contexts.browser``), in :mod:`minisentry.useragents`, which lists the accepted
+``legacy_browsers`` keys (:data:`LEGACY_BROWSER_KEYS`) and their version cut-offs.
 
 Cost: patterns and networks are compiled once per settings value (memoized on the object and in a
 small table keyed by value, so a copy unpickled in a worker process reuses it). Per event: a few
@@ -82,6 +66,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .globs import GlobSet, lowercase_alternation, parse_glob
+from .useragents import LEGACY_BROWSER_KEYS, BrowserRanges, is_crawler, is_legacy_browser, legacy_ranges
 
 __all__ = [
     "BROWSER_EXTENSIONS",
@@ -116,33 +102,6 @@ REASONS = (IP_ADDRESS, RELEASE_VERSION, ERROR_MESSAGE, LOCALHOST, BROWSER_EXTENS
 HEALTH_CHECK_GLOBS = ("*healthcheck*", "*heartbeat*", "*/health", "*/healthy", "*/healthz", "*/live",
                       "*/livez", "*/ready", "*/readyz", "*/ping")
 
-_LOWEST = -(2**31)
-# key -> (browser family, lowest major, highest major), inclusive. The deprecated keys are Relay's
-# (relay-filter/src/legacy_browsers.rs); the current ones are Sentry's documented cut-offs
-# (sentry/ingest/inbound_filters/specs.py, after relay#5326 aligned them with Next.js in 2025).
-_LEGACY_RULES: dict[str, tuple[str, int, int]] = {
-    "ie": ("IE", _LOWEST, 11),
-    "edge": ("Edge", _LOWEST, 110),
-    "safari": ("Safari", _LOWEST, 15),
-    "firefox": ("Firefox", _LOWEST, 110),
-    "chrome": ("Chrome", _LOWEST, 110),
-    "opera": ("Opera", _LOWEST, 99),
-    "android": ("Android", _LOWEST, 3),
-    "opera_mini": ("Opera Mini", _LOWEST, 34),
-    "ie_pre_9": ("IE", _LOWEST, 8),
-    "ie9": ("IE", 9, 9),
-    "ie10": ("IE", 10, 10),
-    "ie11": ("IE", 11, 11),
-    "safari_pre_6": ("Safari", _LOWEST, 5),
-    "opera_pre_15": ("Opera", _LOWEST, 14),
-    "opera_mini_pre_8": ("Opera Mini", _LOWEST, 7),
-    "android_pre_4": ("Android", _LOWEST, 3),
-    "edge_pre_79": ("Edge", _LOWEST, 78),
-}
-# "default": a family is legacy below this major (Relay's min_version; Chrome/Firefox/Edge: never).
-_DEFAULT_MINIMUMS = {"IE": 10, "Safari": 6, "Opera": 15, "Opera Mini": 8, "Android": 4}
-#: Every accepted ``legacy_browsers`` key.
-LEGACY_BROWSER_KEYS = ("default", *_LEGACY_RULES)
 _SWITCHES = ("localhost", "browser_extensions", "web_crawlers", "health_checks")  # the on/off settings
 _NEW_PROJECT_BROWSERS = ("ie", "firefox", "chrome", "safari", "opera", "opera_mini", "android", "edge")
 
@@ -191,7 +150,7 @@ class FilterSettings:
         for key in ("error_messages", "releases"):
             for index, glob in enumerate(getattr(settings, key)):
                 try:
-                    _parse_glob(glob)
+                    parse_glob(glob)
                 except ValueError as exc:
                     raise ConfigError(f"{where}.{key}[{index}]: {glob!r} is not a valid glob: {exc}") from None
         for index, text in enumerate(settings.blacklisted_ips):
@@ -225,207 +184,11 @@ def _check_browsers(keys: tuple[str, ...], name: str) -> None:
         raise ConfigError(f"{name}: 'default' cannot be combined with other browser keys")
 
 
-# --- globs -------------------------------------------------------------------------------------------
-#
-# Case-insensitivity the way Relay does it: both the text and the glob's literals are lowercased
-# (str.lower is Unicode's lowercase mapping, as Rust's to_lowercase), then compared exactly. That is
-# also several times faster in Python's re than re.IGNORECASE on long alternations.
-
-_MAX_VARIANTS = 256
-_STAR = None  # a token is (regex source, length in characters of lowercased text), or _STAR
-
-
-def _parse_glob(pattern: str) -> list[list[tuple[str, int]]]:
-    """One variant per ``{a,b}`` choice, each its star-separated (regex source, length) segments.
-
-    Raises ValueError naming what is wrong. Runs of stars count as one, so middle segments are
-    never empty.
-    """
-    if not pattern:
-        raise ValueError("an empty glob never matches")
-    variants = []
-    for tokens in _expand(pattern):
-        segments: list[tuple[str, int]] = []
-        current: list[tuple[str, int]] = []
-        for token in tokens:
-            if token is not _STAR:
-                current.append(token)
-            elif current or not segments:  # the head (maybe empty) or a middle; "**" adds nothing
-                segments.append(_joined(current))
-                current = []
-        segments.append(_joined(current))  # the tail, maybe empty
-        variants.append(segments)
-    return variants
-
-
-def _joined(tokens: list[tuple[str, int]]) -> tuple[str, int]:
-    return "".join(source for source, _ in tokens), sum(length for _, length in tokens)
-
-
-def _expand(pattern: str) -> list[list[Any]]:
-    """Tokenize, one token list per combination of ``{a,b}`` choices. Raises ValueError."""
-    variants: list[list[Any]] = [[]]
-    group: list[list[Any]] | None = None  # the alternatives of the open {...}
-    current: list[Any] = []
-    i, end = 0, len(pattern)
-    while i < end:
-        char = pattern[i]
-        i += 1
-        if char == "*":
-            current.append(_STAR)
-        elif char == "?":
-            current.append((".", 1))
-        elif char == "[":
-            source, i = _char_class(pattern, i)
-            current.append((source, 1))
-        elif char == "]":
-            raise ValueError("unbalanced ']' (escape it as '\\]')")
-        elif char == "{":
-            if group is not None:
-                raise ValueError("nested '{' is not supported")
-            variants = [v + current for v in variants]
-            group, current = [], []
-        elif char == "}":
-            if group is None:
-                raise ValueError("unbalanced '}' (escape it as '\\}')")
-            group.append(current)
-            variants = [v + choice for v in variants for choice in group]
-            if len(variants) > _MAX_VARIANTS:
-                raise ValueError(f"more than {_MAX_VARIANTS} combinations of {{...}} choices")
-            group, current = None, []
-        elif char == "," and group is not None:
-            group.append(current)
-            current = []
-        else:
-            if char == "\\":
-                if i == end:
-                    raise ValueError("dangling '\\' at the end")
-                char = pattern[i]
-                i += 1
-            lowered = char.lower()
-            current.append((re.escape(lowered), len(lowered)))
-    if group is not None:
-        raise ValueError("unclosed '{'")
-    return [v + current for v in variants]
-
-
-def _char_class(pattern: str, i: int) -> tuple[str, int]:
-    """Parse a class after its '['; return (regex source for lowercased text, index after ']')."""
-    negated = pattern.startswith("!", i)
-    i += negated
-    ranges: list[list[str]] = []
-    first, in_range = True, False
-    while True:
-        if i == len(pattern):
-            raise ValueError("unclosed '['")
-        char = pattern[i]
-        i += 1
-        if char == "]":
-            break
-        if char == "[":
-            raise ValueError("'[' inside a character class (escape it as '\\[')")
-        if char == "-" and first:
-            ranges.append(["-", "-"])
-        elif char == "-" and not in_range:
-            in_range = True
-        else:
-            if char == "\\":
-                if i == len(pattern):
-                    raise ValueError("dangling '\\' at the end")
-                char = pattern[i]
-                i += 1
-            if in_range:
-                if char < ranges[-1][0]:
-                    raise ValueError(f"invalid range {ranges[-1][0]}-{char}")
-                ranges[-1][1] = char
-                in_range = False
-            else:
-                ranges.append([char, char])
-        first = False
-    if in_range:
-        ranges.append(["-", "-"])  # a trailing '-' is literal
-    if not ranges:
-        return ("." if negated else "(?!)"), i
-    items = []
-    for lo, hi in ranges:
-        items.append((lo, hi))
-        low_lo, low_hi = lo.lower(), hi.lower()
-        # The text is lowercased, so [A-Z] must also take what A..Z lowercase to.
-        if (low_lo, low_hi) != (lo, hi) and len(low_lo) == len(low_hi) == 1 and low_lo <= low_hi:
-            items.append((low_lo, low_hi))
-    body = "".join(re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in items)
-    return f"[{'^' if negated else ''}{body}]", i
-
-
-class _GlobSet:
-    """Several globs matched as one; see the module docstring for the syntax. Raises ValueError."""
-
-    __slots__ = ("simple", "segmented")
-
-    def __init__(self, patterns: tuple[str, ...], *, skip_invalid: bool = False) -> None:
-        simple, segmented = [], []
-        for pattern in patterns:
-            try:
-                variants = _parse_glob(pattern)
-            except (ValueError, TypeError):
-                if skip_invalid:
-                    continue  # as Relay: a glob that does not parse matches nothing
-                raise
-            for segments in variants:
-                sources = [source for source, _ in segments]
-                if len(segments) <= 2 or (len(segments) == 3 and not sources[0] and not sources[2]):
-                    # At most one run of stars, or "*x*": a regex cannot backtrack badly on these.
-                    simple.append(".*".join(sources))
-                else:
-                    segmented.append(tuple((re.compile(source, re.DOTALL) if source else None, length)
-                                           for source, length in segments))
-        self.simple = re.compile("|".join(f"(?:{s})" for s in simple), re.DOTALL) if simple else None
-        self.segmented = tuple(segmented)
-
-    def __bool__(self) -> bool:
-        return self.simple is not None or bool(self.segmented)
-
-    def matches(self, text: Any) -> bool:
-        """True if ``text`` is a non-empty string that some glob matches entirely, ignoring case."""
-        if not isinstance(text, str) or not text:
-            return False
-        text = text.lower()
-        if self.simple is not None and self.simple.fullmatch(text) is not None:
-            return True
-        return any(_segments_match(segments, text) for segments in self.segmented)
-
-
-def _segments_match(segments: tuple[tuple[re.Pattern[str] | None, int], ...], text: str) -> bool:
-    # Used for globs with two or more runs of stars. Every segment matches exactly its length, so
-    # the leftmost place for each middle segment is always right: the classic linear glob match.
-    (head, head_len), (tail, tail_len) = segments[0], segments[-1]
-    start, stop = 0, len(text)
-    if head is not None:
-        if head.match(text) is None:
-            return False
-        start = head_len
-    if tail is not None:
-        stop -= tail_len
-        if stop < start or tail.fullmatch(text, stop) is None:
-            return False
-    for segment, _ in segments[1:-1]:
-        found = segment.search(text, start, stop)
-        if found is None:
-            return False
-        start = found.end()
-    return True
-
-
 # --- fixed lists ---------------------------------------------------------------------------------------
-
-def _lowercase_alternation(*parts: str) -> re.Pattern[str]:
-    # Matched against lowercased text, like the globs. The parts use only lowercase escapes (\s \d \.).
-    return re.compile("|".join(part.lower() for part in parts))
-
 
 # Errors injected by browser extensions, matched anywhere in the first exception's value
 # (EXTENSION_EXC_VALUES in relay-filter/src/browser_extensions.rs).
-_EXTENSION_VALUES = _lowercase_alternation(*(part.replace(" ", r"\s") for part in (
+_EXTENSION_VALUES = lowercase_alternation(*(part.replace(" ", r"\s") for part in (
     r"top\.GLOBALS", r"originalCreateNotification", r"canvas\.contentDocument", r"MyApp_RemoveAllHighlights",
     r"http://tt\.epicplay\.com", r"Can't find variable: ZiteReader", r"jigsaw is not defined",
     r"ComboSearch is not defined", r"http://loading\.retry\.widdit\.com/", r"atomicFindClose",
@@ -434,7 +197,7 @@ _EXTENSION_VALUES = _lowercase_alternation(*(part.replace(" ", r"\s") for part i
     r"Extension context invalidated", r"webkit-masked-url:", r"can't access dead object",
 )))
 # Script sources of extensions and known-flaky third parties (EXTENSION_EXC_SOURCES).
-_EXTENSION_SOURCES = _lowercase_alternation(
+_EXTENSION_SOURCES = lowercase_alternation(
     r"graph\.facebook\.com", r"connect\.facebook\.net", r"eatdifferent\.com\.woopra-ns\.com",
     r"static\.woopra\.com/js/woopra\.js", r"^chrome(?:-extension)?://", r"^moz-extension://",
     r"^safari(?:-web)?-extension://", r"webkit-masked-url", r"127\.0\.0\.1:4001/isrunning",
@@ -443,77 +206,10 @@ _EXTENSION_SOURCES = _lowercase_alternation(
 # Frames without a real source, skipped when looking for the innermost one.
 _ANONYMOUS_FRAMES = ("<anonymous>", "[native code]")
 
-# Crawlers and uptime bots by User-Agent (WEB_CRAWLERS in relay-filter/src/web_crawlers.rs) ...
-_CRAWLERS = _lowercase_alternation(
-    r"Mediapartners-Google", r"AdsBot-Google", r"Googlebot", r"FeedFetcher-Google", r"Storebot-Google",
-    r"BingBot", r"BingPreview", r"Baiduspider", r"Slurp", r"Sogou", r"facebook", r"meta-", r"ia_archiver",
-    r"bots?(?:[/\s);]|$)", r"spider(?:[/\s);]|$)", r"Slack", r"Calypso\sAppCrawler", r"pingdom", r"lyticsbot",
-    r"AWS\sSecurity\sScanner", r"HubSpot\sCrawler", r"Bytespider", r"Better\sUptime", r"Cloudflare-Healthchecks",
-    r"GTmetrix", r"BrightEdgeOnCrawl", r"ELB-HealthChecker", r"naver\.me/spd", r"ClaudeBot", r"CCBot",
-    r"OAI-SearchBot", r"GPTBot", r"PerplexityBot", r"Applebot", r"DuckDuckBot",
-)
-# ... except these, which act for a person (ALLOWED_WEB_CRAWLERS).
-_ALLOWED_CRAWLERS = _lowercase_alternation(r"Slackbot\s1\.\d+", r"SentryUptimeBot", r"ChatGPT-User")
-
 _LOCAL_IPS = ("127.0.0.1", "::1")
 _LOCAL_DOMAINS = ("127.0.0.1", "localhost")
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _HEADERS = ("user-agent", "x-forwarded-for", "host", "x-forwarded-host")
-
-
-# --- user agents -----------------------------------------------------------------------------------
-
-# Only for events without contexts.browser. Rules in uap-core's order for the families the legacy
-# filter knows; anything it cannot place confidently is None, so an unsure parse never drops an event.
-_NOT_A_PLAIN_BROWSER = _lowercase_alternation(
-    r"bot\b", r"spider", r"crawl", r"Slurp", r"HeadlessChrome", r"Electron/", r"SamsungBrowser", r"YaBrowser",
-    r"UCBrowser", r"Vivaldi", r"Silk/", r"Puffin", r"MiuiBrowser", r"QQBrowser", r"Whale/", r"Maxthon",
-    r"coc_coc_browser", r"DuckDuckGo/", r"GSA/", r"FBA[NV]", r"Instagram", r"Line/", r"Snapchat", r"OculusBrowser",
-    r"HuaweiBrowser", r"Yowser", r"Chromium/", r"PhantomJS")
-_UA_RULES = tuple((re.compile(source), family) for source, family in (
-    (r"Opera Mini/(\d+)", "Opera Mini"),
-    (r"Opera Mobi.*Version/(\d+)", "Opera Mobile"),
-    (r"Mobile Safari.*\bOPR/(\d+)", "Opera Mobile"),
-    (r"\bOPR/(\d+)", "Opera"),
-    (r"^Opera/\d+.*Version/(\d+)", "Opera"),
-    (r"^Opera[/ ](\d+)", "Opera"),
-    (r"\b(?:EdgA|EdgiOS)/(\d+)", "Edge Mobile"),
-    (r"\bEdge?/(\d+)", "Edge"),
-    (r"IEMobile[ /](\d+)", "IE Mobile"),
-    (r"MSIE (\d+)", "IE"),
-    (r"Trident/\d+.*\brv:(\d+)", "IE"),
-    (r"FxiOS/(\d+)", "Firefox iOS"),
-    (r"(?:Mobile|Tablet);.*Firefox/(\d+)", "Firefox Mobile"),
-    (r"Firefox/(\d+)", "Firefox"),
-    (r"CriOS/(\d+)", "Chrome Mobile iOS"),
-    (r"; wv\).*\bChrome/(\d+)", "Chrome Mobile WebView"),
-    (r"\bChrome/(\d+)[\d.]* Mobile", "Chrome Mobile"),
-    (r"\bChrome/(\d+)", "Chrome"),
-    (r"Android (\d+)[^)]*\).*Version/[\d.]+.*Safari/", "Android"),
-    (r"(?:iPhone|iPad|iPod).*Version/(\d+)", "Mobile Safari"),
-    (r"Version/(\d+)[\d.]* (?:Mobile/\S+ )?Safari/", "Safari"),
-))
-_MAJOR = re.compile(r"\d{1,9}")
-
-
-@functools.lru_cache(maxsize=2048)
-def _parse_user_agent(user_agent: str) -> tuple[str, int] | None:
-    if _NOT_A_PLAIN_BROWSER.search(user_agent.lower()):
-        return None
-    for rule, family in _UA_RULES:
-        found = rule.search(user_agent)
-        if found is not None:
-            return family, int(found.group(1)[:9])
-    return None
-
-
-def _browser(event: dict, user_agent: str) -> tuple[str, int] | None:
-    browser = _get(_get(event, "contexts"), "browser")
-    name, version = _get(browser, "name"), _get(browser, "version")
-    if isinstance(name, str) and isinstance(version, str):
-        major = _MAJOR.match(version)
-        return (name, int(major.group())) if major else None
-    return _parse_user_agent(user_agent[:1024])
 
 
 # --- compiled settings -------------------------------------------------------------------------------
@@ -523,11 +219,11 @@ class _Compiled:
     localhost: bool
     browser_extensions: bool
     web_crawlers: bool
-    messages: _GlobSet
-    releases: _GlobSet
+    messages: GlobSet
+    releases: GlobSet
     networks: tuple[tuple[int, int, frozenset[int]], ...]  # (IP version, bits to drop, network numbers)
-    browsers: dict[str, tuple[tuple[int, int], ...]]
-    health_checks: _GlobSet
+    browsers: BrowserRanges
+    health_checks: GlobSet
     anything: bool
 
 
@@ -567,18 +263,10 @@ def _build(settings: FilterSettings) -> _Compiled:
         # per distinct prefix length instead of a walk over every network.
         shift = network.max_prefixlen - network.prefixlen
         by_prefix.setdefault((network.version, shift), set()).add(int(network.network_address) >> shift)
-    browsers: dict[str, list[tuple[int, int]]] = {}
-    if "default" in settings.legacy_browsers:
-        for family, minimum in _DEFAULT_MINIMUMS.items():
-            browsers[family] = [(_LOWEST, minimum - 1)]
-    else:
-        for key in settings.legacy_browsers:
-            if key in _LEGACY_RULES:
-                family, lowest, highest = _LEGACY_RULES[key]
-                browsers.setdefault(family, []).append((lowest, highest))
-    messages = _GlobSet(settings.error_messages, skip_invalid=True)
-    releases = _GlobSet(settings.releases, skip_invalid=True)
-    health_checks = _GlobSet(HEALTH_CHECK_GLOBS if settings.health_checks else ())
+    browsers = legacy_ranges(settings.legacy_browsers)
+    messages = GlobSet(settings.error_messages, skip_invalid=True)
+    releases = GlobSet(settings.releases, skip_invalid=True)
+    health_checks = GlobSet(HEALTH_CHECK_GLOBS if settings.health_checks else ())
     networks = tuple((version, shift, frozenset(numbers)) for (version, shift), numbers in by_prefix.items())
     return _Compiled(
         localhost=settings.localhost,
@@ -587,7 +275,7 @@ def _build(settings: FilterSettings) -> _Compiled:
         messages=messages,
         releases=releases,
         networks=networks,
-        browsers={family: tuple(ranges) for family, ranges in browsers.items()},
+        browsers=browsers,
         health_checks=health_checks,
         anything=any((settings.localhost, settings.browser_extensions, settings.web_crawlers, messages, releases,
                       networks, browsers, health_checks)),
@@ -619,12 +307,10 @@ def should_filter(event: dict, settings: FilterSettings, client_ip: str | None) 
         return BROWSER_EXTENSIONS
     user_agent = headers.get("user-agent")
     if user_agent is not None:
-        if compiled.browsers and _is_legacy(compiled.browsers, event, user_agent):
+        if compiled.browsers and is_legacy_browser(compiled.browsers, event, user_agent):
             return LEGACY_BROWSERS
-        if compiled.web_crawlers:
-            lowered = user_agent.lower()
-            if _CRAWLERS.search(lowered) and not _ALLOWED_CRAWLERS.search(lowered):
-                return WEB_CRAWLERS
+        if compiled.web_crawlers and is_crawler(user_agent):
+            return WEB_CRAWLERS
     if compiled.health_checks and event.get("type") == "transaction" \
             and compiled.health_checks.matches(event.get("transaction")):
         return TRANSACTION
@@ -669,7 +355,7 @@ def _address(text: str) -> tuple[int, int] | None:
     return address.version, int(address)
 
 
-def _message_matches(globs: _GlobSet, event: dict) -> bool:
+def _message_matches(globs: GlobSet, event: dict) -> bool:
     logentry = _get(event, "logentry")
     message = _get(logentry, "formatted")
     if message is None:
@@ -737,12 +423,3 @@ def _from_extension(event: dict) -> bool:
         if path not in _ANONYMOUS_FRAMES:
             return _EXTENSION_SOURCES.search(path.lower()) is not None
     return False
-
-
-def _is_legacy(browsers: dict[str, tuple[tuple[int, int], ...]], event: dict, user_agent: str) -> bool:
-    browser = _browser(event, user_agent)
-    if browser is None:
-        return False
-    family, major = browser
-    ranges = browsers.get("IE" if family == "IE Mobile" else family)
-    return ranges is not None and any(lowest <= major <= highest for lowest, highest in ranges)

@@ -12,7 +12,17 @@ from typing import Any
 
 from .envelope import Envelope
 
-__all__ = ["EnvelopeMessage", "EventMessage", "ProcessedEvent"]
+__all__ = ["EnvelopeMessage", "EventMessage", "ProcessedEvent", "Attachment"]
+
+
+@dataclass(slots=True)
+class Attachment:
+    """A file sent with an event (``attachment`` item): stored with it, in the same transaction."""
+
+    filename: str
+    content_type: str
+    attachment_type: str
+    data: bytes
 
 
 @dataclass(slots=True)
@@ -44,6 +54,8 @@ class EventMessage:
     lane_switches: int = 0
     #: Whether its envelope carried attachments (a kill-switch field).
     has_attachments: bool = False
+    #: The envelope's attachments; they stay in this process (not sent to process workers).
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -64,3 +76,4 @@ class ProcessedEvent:
     #: The whole event as JSON, when it was processed in a worker process: then ``data`` holds only
     #: the few fields the store and kill-switches read, so little crosses the process boundary.
     body: bytes | None = None
+    attachments: list[Attachment] = field(default_factory=list)

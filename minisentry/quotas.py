@@ -25,23 +25,26 @@ as in Relay:
   envelopes for those categories are rejected without touching the counters (the cheap path), and
   :meth:`RateLimiter.active_limits` lists them so a 200 response can announce fully blocked categories.
 
-Counters sit behind the small :class:`QuotaCounters` protocol: :class:`MemoryQuotaCounters` now; a
-Redis implementation can run each :meth:`~QuotaCounters.check_and_increment` call as one Lua script.
+Counters sit behind the small :class:`QuotaCounters` protocol (:mod:`minisentry.quota_counters`):
+:class:`MemoryQuotaCounters` now; a Redis implementation can run each
+:meth:`~QuotaCounters.check_and_increment` call as one Lua script. The ``X-Sentry-Rate-Limits``
+header model and its format/parse live in :mod:`minisentry.ratelimits`; both modules' public names
+are re-exported here.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Hashable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .envelope import Item
 from .errors import ConfigError
 from .outcomes import category_of_item
+from .quota_counters import CounterRequest, ExpiringTable, MemoryQuotaCounters, QuotaCounters
+from .ratelimits import RateLimit, format_rate_limits, merge_rate_limit, parse_rate_limits
 
 __all__ = [
     "CATEGORIES",
@@ -88,7 +91,6 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Reason codes go into the header verbatim: no separators (`:` `;` `,`) and no spaces.
 _REASON_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _KEY_RE = re.compile(r"[0-9a-f]{32}")
-_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _MAX_INT = 2**63 - 1  # what a Redis counter (INCRBY) can hold
 
 
@@ -246,76 +248,7 @@ def quotas_from_config(raw: Any, *, label: str = "config") -> tuple[Quota, ...]:
     return quotas
 
 
-# -- rate limits and the X-Sentry-Rate-Limits header ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """One entry of ``X-Sentry-Rate-Limits``: ``retry_after:categories:scope:reason_code:namespaces``.
-
-    ``categories`` empty means all categories. ``namespaces`` only appear for ``metric_bucket``
-    limits (kept for parsing; minisentry never produces them).
-    """
-
-    retry_after: int
-    categories: tuple[str, ...] = ()
-    scope: str = ""
-    reason_code: str | None = None
-    namespaces: tuple[str, ...] = ()
-
-
-def format_rate_limits(limits: Iterable[RateLimit]) -> str:
-    """Return the ``X-Sentry-Rate-Limits`` value for ``limits``, exactly as Relay writes it.
-
-    Entries are joined with ``", "``; the reason code is left out when there is none (an empty one
-    is written only to delimit namespaces). Does not block; raises nothing.
-    """
-    entries = []
-    for limit in limits:
-        entry = f"{limit.retry_after}:{';'.join(limit.categories)}:{limit.scope}"
-        if limit.reason_code is not None:
-            entry += f":{limit.reason_code}"
-        elif limit.namespaces:
-            entry += ":"
-        if limit.namespaces:
-            entry += ":" + ";".join(limit.namespaces)
-        entries.append(entry)
-    return ", ".join(entries)
-
-
-def parse_rate_limits(header: str) -> list[RateLimit]:
-    """Parse an ``X-Sentry-Rate-Limits`` value, tolerantly, as SDKs and Relay do. Never raises.
-
-    Spaces are ignored; entries whose ``retry_after`` is not a number are skipped; fractional
-    seconds are rounded up and negative ones become 0 (Relay's rule); empty category names are
-    dropped; an empty reason code is ``None``; components past the fifth are ignored.
-    """
-    limits = []
-    for entry in header.split(","):
-        parts = [part.strip() for part in entry.split(":")]
-        seconds = float(parts[0]) if _NUMBER_RE.fullmatch(parts[0]) is not None else math.nan
-        if not math.isfinite(seconds):
-            continue  # not a number, or too many digits for a float
-        retry_after = max(0, math.ceil(seconds))
-        parts += [""] * (5 - len(parts))
-        limits.append(RateLimit(
-            retry_after=retry_after,
-            categories=tuple(name for name in (c.strip() for c in parts[1].split(";")) if name),
-            scope=parts[2],
-            reason_code=parts[3] or None,
-            namespaces=tuple(name for name in (n.strip() for n in parts[4].split(";")) if name),
-        ))
-    return limits
-
-
-def _merge(limits: list[RateLimit], limit: RateLimit) -> None:
-    # Relay's RateLimits::add: one entry per (category set, scope), keeping the longer one.
-    for index, existing in enumerate(limits):
-        if set(existing.categories) == set(limit.categories) and existing.scope == limit.scope:
-            if limit.retry_after > existing.retry_after:
-                limits[index] = limit
-            return
-    limits.append(limit)
+# -- the result of a check --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,138 +284,6 @@ class RateLimitResult:
         return (limit.reason_code or "") if limit is not None else ""
 
 
-# -- counters ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CounterRequest:
-    """Add ``quantity`` to counter ``key`` unless that takes it past ``limit`` (None: no limit).
-
-    ``expires_at`` (unix seconds) is the end of the counter's window: the counter may be dropped
-    then (a Redis backend sets it as the key's EXPIREAT, plus some grace for clock drift).
-    """
-
-    key: str
-    limit: int | None
-    quantity: int
-    expires_at: int
-
-
-@runtime_checkable
-class QuotaCounters(Protocol):
-    """Where quota counters live. One call must be atomic (for Redis: one Lua script)."""
-
-    async def check_and_increment(self, groups: Sequence[Sequence[CounterRequest]],
-                                  now: float) -> list[list[bool]]:
-        """For each group: if no request would exceed its limit, add every quantity; else add none.
-
-        Returns, per group, per request, whether that request was *rejected* (its counter plus
-        its quantity exceeds its limit). May block on the backend (one round trip); raises what
-        the backend documents when it cannot answer.
-        """
-        ...
-
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class _ExpiringTable(Generic[K, V]):
-    """A dict whose entries vanish at their expiry time, with at most ``max_size`` entries.
-
-    Expiry is a heap of (expires_at, sequence, key); entries replaced with a new expiry leave a
-    stale heap item that is skipped when popped, and the heap is rebuilt if stale items pile up.
-    """
-
-    def __init__(self, max_size: int) -> None:
-        self.max_size = max_size
-        self._values: dict[K, tuple[float, int, V]] = {}
-        self._heap: list[tuple[float, int, K]] = []
-        self._sequence = itertools.count()
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def expire(self, now: float) -> None:
-        heap, values = self._heap, self._values
-        while heap and heap[0][0] <= now:
-            expires_at, sequence, key = heapq.heappop(heap)
-            current = values.get(key)
-            if current is not None and current[1] == sequence:
-                del values[key]
-
-    def get(self, key: K) -> V | None:
-        entry = self._values.get(key)
-        return entry[2] if entry is not None else None
-
-    def expires_at(self, key: K) -> float | None:
-        entry = self._values.get(key)
-        return entry[0] if entry is not None else None
-
-    def set(self, key: K, value: V, expires_at: float) -> bool:
-        """Store ``value`` until ``expires_at``; return False (storing nothing) when full."""
-        current = self._values.get(key)
-        if current is not None and current[0] == expires_at:
-            self._values[key] = (expires_at, current[1], value)
-            return True
-        if current is None and len(self._values) >= self.max_size:
-            return False
-        sequence = next(self._sequence)
-        self._values[key] = (expires_at, sequence, value)
-        heapq.heappush(self._heap, (expires_at, sequence, key))
-        if len(self._heap) > 2 * len(self._values) + 64:
-            self._heap = [(entry[0], entry[1], k) for k, entry in self._values.items()]
-            heapq.heapify(self._heap)
-        return True
-
-
-class MemoryQuotaCounters:
-    """Quota counters in this process's memory. Never blocks; atomic because it never awaits.
-
-    Counters of ended windows are removed at every call. At most ``max_keys`` counters are live:
-    at the bound, a counter that does not exist yet is *not created*; its request is judged against
-    a count of 0 and passes uncounted (``uncounted`` grows by its quantity). So the bound fails
-    open for scope instances beyond it (memory stays bounded), while existing counters keep
-    enforcing; size it above quotas x projects (or keys) x 2 windows to never reach it.
-    """
-
-    def __init__(self, max_keys: int = 100_000) -> None:
-        if not _is_int(max_keys) or max_keys <= 0:
-            raise ValueError(f"max_keys must be a positive integer, got {max_keys!r}")
-        self.uncounted = 0
-        self._table: _ExpiringTable[str, int] = _ExpiringTable(max_keys)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    @property
-    def max_keys(self) -> int:
-        """The most live counters held at once."""
-        return self._table.max_size
-
-    def value(self, key: str, now: float) -> int:
-        """Return counter ``key`` at ``now`` (0 if absent or its window has ended)."""
-        self._table.expire(now)
-        return self._table.get(key) or 0
-
-    async def check_and_increment(self, groups: Sequence[Sequence[CounterRequest]],
-                                  now: float) -> list[list[bool]]:
-        """See QuotaCounters.check_and_increment. Does not block; raises nothing."""
-        table = self._table
-        table.expire(now)
-        results = []
-        for group in groups:
-            rejected = [request.limit is not None and (table.get(request.key) or 0) + request.quantity > request.limit
-                        for request in group]
-            if not any(rejected):
-                for request in group:
-                    if not table.set(request.key, (table.get(request.key) or 0) + request.quantity,
-                                     request.expires_at):
-                        self.uncounted += request.quantity
-            results.append(rejected)
-        return results
-
-
 # -- the limiter ------------------------------------------------------------------------------------
 
 
@@ -501,7 +302,7 @@ class RateLimiter:
             raise ValueError(f"max_active_limits must be a positive integer, got {max_active_limits!r}")
         self.counters = counters
         self.clock = clock
-        self._active: _ExpiringTable[tuple[Quota, str], bool] = _ExpiringTable(max_active_limits)
+        self._active: ExpiringTable[tuple[Quota, str], bool] = ExpiringTable(max_active_limits)
 
     async def check(self, project_id: int, public_key: str | None, quantities: Mapping[str, int],
                     quotas: Sequence[Quota]) -> RateLimitResult:
@@ -524,7 +325,7 @@ class RateLimiter:
         limits: list[RateLimit] = []
 
         def reject(category: str, limit: RateLimit) -> None:
-            _merge(limits, limit)
+            merge_rate_limit(limits, limit)
             current = rejected.get(category)
             if current is None or limit.retry_after > current.retry_after:
                 rejected[category] = limit
@@ -597,9 +398,9 @@ class RateLimiter:
             if instance is None or not quota.matches(project_id, public_key):
                 continue
             if quota.limit == 0:
-                _merge(limits, quota.rate_limit(REJECT_ALL_SECS))
+                merge_rate_limit(limits, quota.rate_limit(REJECT_ALL_SECS))
             elif (until := self._active.expires_at((quota, instance))) is not None:
-                _merge(limits, quota.rate_limit(_seconds_until(until, now)))
+                merge_rate_limit(limits, quota.rate_limit(_seconds_until(until, now)))
         return tuple(limits)
 
 

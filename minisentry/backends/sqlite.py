@@ -31,7 +31,8 @@ __all__ = ["SqliteStore"]
 # 4: adds lane_overrides (operators pinning projects to the fast or slow lane).
 # 5: adds release_health (session counts per project, release, environment and minute).
 # 6: adds feedback (user reports and user feedback, linked to their event).
-_SCHEMA_VERSION = 6
+# 7: adds attachments (files sent with events).
+_SCHEMA_VERSION = 7
 
 
 def _now() -> float:
@@ -149,6 +150,13 @@ class SqliteStore:
                 associated_event_id TEXT, name TEXT, email TEXT, message TEXT NOT NULL, url TEXT,
                 received REAL NOT NULL, PRIMARY KEY (project_id, feedback_id))"""
         )
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS attachments (
+                id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, event_id TEXT NOT NULL, filename TEXT NOT NULL,
+                content_type TEXT NOT NULL, attachment_type TEXT NOT NULL, size INTEGER NOT NULL,
+                data BLOB NOT NULL, received REAL NOT NULL)"""
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS attachments_event ON attachments(project_id, event_id)")
         db.execute("CREATE TABLE IF NOT EXISTS lane_overrides (project_id INTEGER PRIMARY KEY, "
                    "lane TEXT NOT NULL CHECK (lane IN ('fast', 'slow')), updated REAL)")
         for table in ("projects", "project_keys"):
@@ -314,6 +322,10 @@ class SqliteStore:
                 category = category_of_item(event.item_type)
                 minute = int(event.received // 60 * 60)
                 accepted[(minute, event.project_id, category)] = accepted.get((minute, event.project_id, category), 0) + 1
+                size = sum(len(a.data) for a in event.attachments)
+                if size:
+                    key = (minute, event.project_id, "attachment")
+                    accepted[key] = accepted.get(key, 0) + size
         rows = [(m, p, int(Outcome.ACCEPTED), "", c, q) for (m, p, c), q in accepted.items()]
         rows += [(o.timestamp, o.project_id, int(o.outcome), o.reason, o.category, o.quantity) for o in outcomes]
         conn.executemany(
@@ -342,6 +354,25 @@ class SqliteStore:
             conn.execute("COMMIT")
 
         self._run(run)
+
+    def list_attachments(self, event_id: str) -> list[dict[str, Any]]:
+        """The attachments of an event (any project), without their data."""
+        event_id = event_id.replace("-", "").lower()
+        rows = self._run(lambda c: c.execute(
+            "SELECT id, project_id, event_id, filename, content_type, attachment_type, size, received FROM attachments "
+            "WHERE event_id = ? ORDER BY id", (event_id,)).fetchall())
+        names = ("id", "project_id", "event_id", "filename", "content_type", "attachment_type", "size", "received")
+        return [dict(zip(names, row)) for row in rows]
+
+    def attachment_data(self, attachment_id: int) -> tuple[dict[str, Any], bytes]:
+        """One attachment's metadata and bytes. Raises NotFound."""
+        row = self._run(lambda c: c.execute(
+            "SELECT id, project_id, event_id, filename, content_type, attachment_type, size, data FROM attachments "
+            "WHERE id = ?", (attachment_id,)).fetchone())
+        if row is None:
+            raise NotFound(f"no attachment {attachment_id}")
+        names = ("id", "project_id", "event_id", "filename", "content_type", "attachment_type", "size")
+        return dict(zip(names, row[:7])), bytes(row[7])
 
     def list_feedback(self, project_slug: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         """User reports and feedback, newest first, with the issue of the event they are about."""
@@ -431,6 +462,13 @@ class SqliteStore:
             "environment, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (event.project_id, event.event_id, issue_id, event.timestamp, event.received, event.level, event.title,
              data.get("platform"), data.get("release"), data.get("environment"), body),
+        )
+        # Only with a newly stored event: a redelivered one already has its attachments.
+        conn.executemany(
+            "INSERT INTO attachments(project_id, event_id, filename, content_type, attachment_type, size, data, "
+            "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(event.project_id, event.event_id, a.filename, a.content_type, a.attachment_type, len(a.data), a.data,
+              event.received) for a in event.attachments],
         )
         return True
 

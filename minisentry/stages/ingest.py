@@ -15,7 +15,7 @@ from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
 from ..envelope import Item
 from ..errors import InvalidEnvelope
-from ..messages import EnvelopeMessage, EventMessage
+from ..messages import Attachment, EnvelopeMessage, EventMessage
 from ..outcomes import Outcome, category_of_item
 from ..sessions import SessionError, parse_session, parse_sessions
 
@@ -30,6 +30,15 @@ _CLIENT_REPORT_FIELDS = {
     "filtered_events": Outcome.FILTERED,
     "filtered_sampling_events": Outcome.FILTERED,
 }
+
+
+def _attachment(item: Item) -> Attachment:
+    def text(name: str, default: str) -> str:
+        value = item.headers.get(name)
+        return value[:255] if isinstance(value, str) and value else default
+
+    return Attachment(filename=text("filename", "attachment"), content_type=text("content_type", "application/octet-stream"),
+                      attachment_type=text("attachment_type", "event.attachment"), data=item.payload)
 
 
 def normalize_event_id(value: Any) -> str | None:
@@ -68,14 +77,19 @@ class IngestStage:
                                     timestamp=message.received)
             return events
         header_id = normalize_event_id(envelope.headers.get("event_id"))
-        has_attachments = any(item.type == "attachment" for item in envelope.items)
+        attachments = [_attachment(item) for item in envelope.items if item.type == "attachment"]
+        has_attachments = bool(attachments)
         for item in envelope.items:
             item_type = item.type
             if item_type in _EVENT_ITEMS:
                 event = self._event(message, item, header_id, ctx)
                 event.has_attachments = has_attachments
+                if attachments and item_type == "event":
+                    event.attachments, attachments = attachments, []  # they belong to the first event
                 events.append(event)
                 header_id = None  # one event per envelope id; a second event item gets its own
+            elif item_type == "attachment":
+                continue  # travels with its event (above), or is counted below
             elif item_type == "user_report":
                 report = self._user_report(message, item, ctx)
                 if report is not None:
@@ -89,6 +103,10 @@ class IngestStage:
                     message.project_id, Outcome.FILTERED, category_of_item(item_type), "unsupported_item_type",
                     timestamp=message.received,
                 )
+        for attachment in attachments:
+            # No event in this envelope to keep them with (standalone attachments are not supported yet).
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, "attachment", "no_event_for_attachment",
+                                len(attachment.data), timestamp=message.received)
         return events
 
     def _event(self, message: EnvelopeMessage, item: Item, event_id: str | None, ctx: StageContext) -> EventMessage | None:

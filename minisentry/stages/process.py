@@ -18,7 +18,7 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -244,6 +244,8 @@ class ProcessStage:
         scrubbing, filters = ctx.config.scrubbing, ctx.config.filters
         if self._limiter is None:
             return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing, filters)
+        # Attachments are not needed to process an event: don't ship them to the workers.
+        messages = [replace(m, attachments=[]) if m.attachments else m for m in messages]
         values = None
         if switches is not None and any(switches.enabled(name) for name in _WORKER_SWITCHES):
             values = {name: switches.conditions(name) for name in _WORKER_SWITCHES}
@@ -261,10 +263,14 @@ class ProcessStage:
             while batch := await receive_batch(inbox, BATCH):
                 results = await self._run_batch([d.message for d in batch], ctx)
                 for delivery, result in zip(batch, results):
+                    message = delivery.message
                     if isinstance(result, Rejected):
-                        message = result.message
                         ctx.outcomes.record(message.project_id, result.outcome, category_of_item(message.item_type),
                                             result.reason, timestamp=message.received)
+                        for attachment in message.attachments:
+                            ctx.outcomes.record(message.project_id, result.outcome, "attachment", result.reason,
+                                                len(attachment.data), timestamp=message.received)
                     else:
+                        result.attachments = message.attachments
                         await outbox.send(result)
                     delivery.ack()

@@ -186,10 +186,18 @@ class Relay:
             envelope = parse_envelope(body)
         else:
             envelope = _store_body_to_envelope(body, self.config.limits.max_event_bytes)
-        limit = self.config.limits.max_event_bytes
+        limits = self.config.limits
+        attachments = attachment_bytes = 0
         for item in envelope.items:
-            if item.type in ("event", "transaction", "security") and len(item.payload) > limit:
-                raise PayloadTooLarge(f"{item.type} item exceeds {limit} bytes")
+            if item.type in ("event", "transaction", "security") and len(item.payload) > limits.max_event_bytes:
+                raise PayloadTooLarge(f"{item.type} item exceeds {limits.max_event_bytes} bytes")
+            if item.type == "attachment":
+                attachments += 1
+                attachment_bytes += len(item.payload)
+        if attachments > limits.max_attachments_per_envelope:
+            raise PayloadTooLarge(f"more than {limits.max_attachments_per_envelope} attachments in one envelope")
+        if attachment_bytes > limits.max_attachments_bytes:
+            raise PayloadTooLarge(f"attachments exceed {limits.max_attachments_bytes} bytes in one envelope")
         return envelope
 
     async def accept(self, envelope: Envelope, project_id: int, public_key: str = "", *,

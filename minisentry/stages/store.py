@@ -66,6 +66,9 @@ class StoreStage:
             if hits(ctx.killswitches, "drop_before_save", message, event.data):
                 ctx.outcomes.record(event.project_id, Outcome.FILTERED, category_of_item(event.item_type),
                                     "killswitch", timestamp=event.received)
+                for attachment in event.attachments:
+                    ctx.outcomes.record(event.project_id, Outcome.FILTERED, "attachment", "killswitch",
+                                        len(attachment.data), timestamp=event.received)
                 continue
             if event.group_hash is not None and hits(ctx.killswitches, "skip_issue_creation", message, event.data):
                 event.group_hash = None

@@ -292,3 +292,19 @@ def test_normalizer_cache_is_bounded(monkeypatch):
     assert first is process._local.normalizers[1]
     process._normalizer(99)  # at the limit: the cache starts over with just the new project
     assert list(process._local.normalizers) == [99]
+
+
+async def test_attachment_limits_per_envelope(make_config):
+    config = make_config(limits={"max_attachments_per_envelope": 2, "max_attachments_bytes": 1000})
+    async with running_pipeline(config) as pipeline, client_for(pipeline) as client:
+        three = [Item({"type": "attachment", "filename": f"{i}.txt"}, b"x") for i in range(3)]
+        _, body = event_envelope(extra_items=three)
+        response = await post(client, body)
+        assert response.status_code == 413 and "attachments" in response.json()["detail"]
+        big = [Item({"type": "attachment", "filename": "big.bin"}, b"x" * 1001)]
+        _, body = event_envelope(extra_items=big)
+        assert (await post(client, body)).status_code == 413
+        event_id, body = event_envelope(extra_items=three[:2])
+        assert (await post(client, body)).status_code == 200
+        await pipeline.flush()
+        assert len(await anyio.to_thread.run_sync(pipeline.store.list_attachments, event_id)) == 2
