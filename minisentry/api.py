@@ -4,6 +4,7 @@ Routes::
 
     GET /api/0/projects/<org>/<project>/issues/     issues of a project, most recently seen first
     GET /api/0/issues/<issue_id>/events/latest/     the newest event of an issue
+    GET /api/0/organizations/<org>/stats_v2/?groupBy=outcome&groupBy=category&interval=1h&statsPeriod=24h
     GET /api/0/projects/<org>/<project>/events/<event_id>/attachments/           an event's attachments
     GET /api/0/projects/<org>/<project>/events/<event_id>/attachments/<id>/?download   one, as a file
 
@@ -24,11 +25,13 @@ import orjson
 
 from .errors import AuthForbidden, AuthMissing, BadRequest, MethodNotAllowed, NotFound
 from .httpserver import Request, Response
+from .stats import stats_v2
 
 __all__ = ["ReadApi", "issue_to_api", "event_to_api"]
 
 _ISSUES_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/issues/?$")
 _LATEST_RE = re.compile(r"^/api/0/issues/(\d{1,18})/events/latest/?$")
+_STATS_RE = re.compile(r"^/api/0/organizations/([\w.-]+)/stats_v2/?$")
 _ATTACHMENTS_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/?$")
 _ATTACHMENT_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/(\d{1,18})/?$")
 _MAX_LIMIT = 100
@@ -132,6 +135,8 @@ class ReadApi:
         if match is not None:
             event = await anyio.to_thread.run_sync(self.store.latest_event, int(match.group(1)))
             return Response(200, orjson.dumps(event_to_api(event)))
+        if _STATS_RE.match(request.path):
+            return await self._stats(request)
         match = _ATTACHMENTS_RE.match(request.path)
         if match is not None:
             rows = await self._attachments(match.group(2), match.group(3))
@@ -140,6 +145,22 @@ class ReadApi:
         if match is not None:
             return await self._attachment(request, match.group(2), match.group(3), int(match.group(4)))
         raise NotFound(f"no route for {request.path}")
+
+    async def _stats(self, request: Request) -> Response:
+        params = parse_qsl(request.query)
+        fields = [value for name, value in params if name == "field"] or ["sum(quantity)"]
+        if fields != ["sum(quantity)"]:
+            raise BadRequest("only field=sum(quantity) is supported")
+        group_by = tuple(value for name, value in params if name == "groupBy") or ("outcome",)
+        single = dict(params)
+        try:
+            projects = [int(value) for name, value in params if name == "project"] or None
+        except ValueError as exc:
+            raise BadRequest("project must be a project id") from exc
+        result = await anyio.to_thread.run_sync(lambda: stats_v2(
+            self.store, interval=single.get("interval", "1h"), period=single.get("statsPeriod", "24h"),
+            group_by=group_by, project_ids=projects))
+        return Response(200, orjson.dumps(result))
 
     async def _attachments(self, project: str, event_id: str) -> list[dict[str, Any]]:
         project_id = (await anyio.to_thread.run_sync(self.store.project_by_slug, project))["id"]

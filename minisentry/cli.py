@@ -414,6 +414,35 @@ def status(ctx: click.Context, url: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--interval", default="1h", show_default=True, help="Bucket size: 1m, 1h, 1d ...")
+@click.option("--period", default="24h", show_default=True, help="How far back: 24h, 14d ...")
+@click.option("--group-by", "group_by", multiple=True, default=("outcome", "category"), show_default=True,
+              type=click.Choice(["outcome", "category", "reason", "project"]))
+@click.option("--json", "as_json", is_flag=True, help="Print Sentry's stats_v2 JSON.")
+@click.pass_context
+def stats(ctx: click.Context, interval: str, period: str, group_by: tuple[str, ...], as_json: bool) -> None:
+    """Outcomes over time (accepted, filtered, rate limited, invalid, client discards) per interval."""
+    from .stats import stats_v2
+
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            result = stats_v2(store, interval=interval, period=period, group_by=tuple(group_by))
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    if not result["groups"]:
+        click.echo(f"no outcomes in the last {period}")
+    for group in result["groups"]:
+        label = " ".join(f"{k}={v}" for k, v in group["by"].items())
+        series = [(t, q) for t, q in zip(result["intervals"], group["series"]["sum(quantity)"]) if q]
+        click.echo(f"{label}: {group['totals']['sum(quantity)']} "
+                   f"({', '.join(f'{t} {q}' for t, q in series[-6:])})")
+
+
+@cli.command()
 @click.pass_context
 def plugins(ctx: click.Context) -> None:
     """List loaded plugins, their versions and the hooks each implements."""

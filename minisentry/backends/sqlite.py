@@ -563,6 +563,29 @@ class SqliteStore:
             return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "transactions", "issues")}
         return self._run(run)
 
+    def outcome_series(self, project_ids: list[int] | None, start: int, end: int, interval: int,
+                       group_by: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Outcome quantities summed per ``interval`` seconds in [start, end), grouped by columns of
+        ``group_by`` (any of project, outcome, reason, category). Rows: {"bucket", <groups>, "quantity"}."""
+        columns = {"project": "project_id", "outcome": "outcome", "reason": "reason", "category": "category"}
+        selected = [columns[name] for name in group_by]
+        sql = (f"SELECT (timestamp / {int(interval)}) * {int(interval)} AS bucket"
+               + "".join(f", {column}" for column in selected)
+               + ", sum(quantity) FROM outcomes WHERE timestamp >= ? AND timestamp < ?")
+        params: list[Any] = [start, end]
+        if project_ids is not None:
+            sql += f" AND project_id IN ({', '.join('?' * len(project_ids))})"
+            params += project_ids
+        sql += " GROUP BY bucket" + "".join(f", {column}" for column in selected) + " ORDER BY bucket"
+        rows = self._run(lambda c: c.execute(sql, params).fetchall())
+        result = []
+        for row in rows:
+            entry: dict[str, Any] = {"bucket": row[0], "quantity": row[-1]}
+            for name, value in zip(group_by, row[1:-1]):
+                entry[name] = Outcome(value).name.lower() if name == "outcome" else value
+            result.append(entry)
+        return result
+
     def outcome_totals(self) -> list[dict[str, Any]]:
         """Return outcome quantities summed over time, per project, outcome, reason and category."""
         rows = self._run(lambda c: c.execute(
