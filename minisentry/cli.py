@@ -54,6 +54,16 @@ def _open_store(ctx: click.Context) -> Any:
         raise click.ClickException(str(exc)) from exc
 
 
+def _store_call(ctx: click.Context, fn: Any) -> Any:
+    """Open the configured store, return ``fn(store)`` and close it. Store errors become CLI errors."""
+    _, store = _open_store(ctx)
+    with store:
+        try:
+            return fn(store)
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
 def _dsn(config: Config, key: str, project_id: int) -> str:
     base = config.server.public_url.rstrip("/") or f"http://{config.server.host}:{config.server.port}"
     scheme, _, rest = base.partition("://")
@@ -168,12 +178,7 @@ def projects_enable_key(ctx: click.Context, key: str) -> None:
 
 
 def _set_key(ctx: click.Context, key: str, active: bool) -> None:
-    _, store = _open_store(ctx)
-    with store:
-        try:
-            store.set_key_active(key.strip().lower(), active)
-        except MinisentryError as exc:
-            raise click.ClickException(str(exc)) from exc
+    _store_call(ctx, lambda store: store.set_key_active(key.strip().lower(), active))
     click.echo(f"key {key} {'enabled' if active else 'disabled'}")
 
 
@@ -184,12 +189,7 @@ def _set_key(ctx: click.Context, key: str, active: bool) -> None:
 @click.pass_context
 def issues(ctx: click.Context, project: str | None, limit: int, as_json: bool) -> None:
     """List issues, most recently seen first."""
-    _, store = _open_store(ctx)
-    with store:
-        try:
-            rows = store.list_issues(project, limit=limit)
-        except MinisentryError as exc:
-            raise click.ClickException(str(exc)) from exc
+    rows = _store_call(ctx, lambda store: store.list_issues(project, limit=limit))
     for row in rows:
         row["first_seen"] = _iso(row["first_seen"])
         row["last_seen"] = _iso(row["last_seen"])
@@ -209,12 +209,7 @@ def issues(ctx: click.Context, project: str | None, limit: int, as_json: bool) -
 @click.pass_context
 def releases(ctx: click.Context, project: str | None, as_json: bool) -> None:
     """Release health: sessions started, crashed, errored and the crash-free rate per release."""
-    _, store = _open_store(ctx)
-    with store:
-        try:
-            rows = store.release_health(project)
-        except MinisentryError as exc:
-            raise click.ClickException(str(exc)) from exc
+    rows = _store_call(ctx, lambda store: store.release_health(project))
     for row in rows:
         row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
     if as_json:
@@ -235,12 +230,7 @@ def releases(ctx: click.Context, project: str | None, as_json: bool) -> None:
 @click.pass_context
 def feedback(ctx: click.Context, project: str | None, as_json: bool) -> None:
     """User reports and feedback, newest first, with the event and issue they are about."""
-    _, store = _open_store(ctx)
-    with store:
-        try:
-            rows = store.list_feedback(project)
-        except MinisentryError as exc:
-            raise click.ClickException(str(exc)) from exc
+    rows = _store_call(ctx, lambda store: store.list_feedback(project))
     for row in rows:
         row["received"] = _iso(row["received"])
     if as_json:
@@ -299,12 +289,7 @@ def events_attachments(ctx: click.Context, event_id: str, get_id: int | None, ou
 @click.pass_context
 def events_show(ctx: click.Context, event_id: str, as_json: bool) -> None:
     """Show one event or transaction by id."""
-    _, store = _open_store(ctx)
-    with store:
-        try:
-            event = store.get_event(event_id)
-        except MinisentryError as exc:
-            raise click.ClickException(str(exc)) from exc
+    event = _store_call(ctx, lambda store: store.get_event(event_id))
     if as_json:
         click.echo(json.dumps(event, indent=2))
         return
@@ -336,9 +321,7 @@ def _render_event(event: dict[str, Any]) -> str:
 @click.pass_context
 def outcomes(ctx: click.Context, as_json: bool) -> None:
     """Show outcome totals: what was accepted, filtered, rate limited or invalid, and why."""
-    _, store = _open_store(ctx)
-    with store:
-        rows = store.outcome_totals()
+    rows = _store_call(ctx, lambda store: store.outcome_totals())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -358,9 +341,7 @@ def lanes() -> None:
 @click.pass_context
 def lanes_force(ctx: click.Context, project_id: int, lane: str) -> None:
     """Pin PROJECT_ID to a lane, or 'auto' to let its time budget decide; running servers follow within a second."""
-    _, store = _open_store(ctx)
-    with store:
-        store.set_lane_override(project_id, None if lane == "auto" else lane)
+    _store_call(ctx, lambda store: store.set_lane_override(project_id, None if lane == "auto" else lane))
     click.echo(f"project {project_id}: {'time budget decides' if lane == 'auto' else lane + ' lane'}")
 
 
@@ -368,9 +349,7 @@ def lanes_force(ctx: click.Context, project_id: int, lane: str) -> None:
 @click.pass_context
 def lanes_list(ctx: click.Context) -> None:
     """List the projects pinned with `lanes force`."""
-    _, store = _open_store(ctx)
-    with store:
-        overrides = store.lane_overrides()
+    overrides = _store_call(ctx, lambda store: store.lane_overrides())
     if not overrides:
         click.echo("no project is pinned; time budgets decide")
     for project_id, lane in sorted(overrides.items()):

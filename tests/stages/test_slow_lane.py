@@ -106,7 +106,6 @@ async def test_fast_events_keep_their_latency_while_a_slow_project_floods(make_c
     # Head-of-line blocking would put fast events behind 2 s fetches (a ratio in the hundreds);
     # the slow lane keeps the fast lane's median within a small factor of running alone.
     assert ratio < 10, (ratio, statistics.median(alone), statistics.median(mixed))
-    assert max(mixed) < SLOW_SECONDS * 2
 
 
 async def test_operators_pin_a_project_on_a_running_pipeline(make_config, tmp_path):
