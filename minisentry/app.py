@@ -29,6 +29,7 @@ from .errors import ConfigError, MinisentryError, PipelineError
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
 from .outcomes import Outcome, OutcomeAggregator, category_of_item
+from .monitors import CheckInQueue
 from .sessions import SessionAggregator
 from .spool import DiskSpool, drain, encode_envelope_message
 from .lanes import LaneSelector, make_lane_selector
@@ -103,7 +104,8 @@ class Pipeline:
         self.lanes = make_lane_selector(config.lanes)
 
         self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
-                                    lanes=self.lanes, killswitches=self.killswitches, sessions=SessionAggregator())
+                                    lanes=self.lanes, killswitches=self.killswitches, sessions=SessionAggregator(),
+                                    check_ins=CheckInQueue())
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api)
@@ -115,6 +117,7 @@ class Pipeline:
             await self._task_group.start(self._watch_killswitches)
             await self._task_group.start(self._watch_keys, keys)
             await self._task_group.start(self._watch_lane_overrides)
+            self._task_group.start_soon(self._monitor_clock)
             self._start_stages()
             self.relay.sender = self.channels["ingest"].sender()
             if self.spool is not None:
@@ -207,6 +210,19 @@ class Pipeline:
                     started = True
                     task_status.started()
                 await anyio.sleep(KILLSWITCH_POLL)
+
+    async def _monitor_clock(self) -> None:
+        """Every ``stages.monitor_check_interval`` seconds, mark overdue cron check-ins missed / timed out."""
+        with self._watcher_scope():
+            while True:
+                await anyio.sleep(self.config.stages.monitor_check_interval)
+                try:
+                    changed = await anyio.to_thread.run_sync(self.store.detect_missed, time.time())
+                except MinisentryError as exc:
+                    log.error("cannot check cron monitors: %s", exc)
+                    continue
+                if changed:
+                    log.info("cron monitors: %d check-ins missed or timed out", changed)
 
     async def _drain_spool(self, sender: Any) -> None:
         def expired(message: Any) -> None:

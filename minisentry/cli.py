@@ -244,6 +244,28 @@ def feedback(ctx: click.Context, project: str | None, as_json: bool) -> None:
                    f"({about}): {row['message']}")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def monitors(ctx: click.Context, as_json: bool) -> None:
+    """Cron monitors: status, schedule, last check-in, next expected, recent check-ins."""
+    rows = _store_call(ctx, lambda store: store.list_monitors())
+    for row in rows:
+        row["last_checkin"], row["next_expected"] = _iso(row["last_checkin"]), _iso(row["next_expected"])
+        for check_in in row["recent"]:
+            check_in["started"] = _iso(check_in["started"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no monitors")
+    for row in rows:
+        schedule = (row["config"] or {}).get("schedule", {}).get("value", "-")
+        recent = " ".join(c["status"] for c in row["recent"][:5])
+        click.echo(f"project {row['project_id']:<4} {row['slug']:<24} {row['status']:<12} schedule {schedule!s:<16} "
+                   f"last {row['last_checkin'] or '-'}  next {row['next_expected'] or '-'}  [{recent}]")
+
+
 @cli.group()
 def events() -> None:
     """Inspect stored events."""

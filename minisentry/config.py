@@ -99,6 +99,7 @@ class StagesConfig:
     drain_timeout: float = 10.0
     stale_after: float = 30.0
     symbolicate_deadline: float = 60.0
+    monitor_check_interval: float = 10.0
 
     def concurrency_of(self, stage: str) -> int:
         """Return how many workers run stage ``stage`` (default 1)."""
@@ -331,6 +332,7 @@ def _validate(config: Config, label: str) -> None:
     positive("stages.drain_timeout", config.stages.drain_timeout)
     positive("stages.stale_after", config.stages.stale_after)
     positive("stages.symbolicate_deadline", config.stages.symbolicate_deadline)
+    positive("stages.monitor_check_interval", config.stages.monitor_check_interval)
     positive("spool.max_bytes", config.spool.max_bytes)
     positive("spool.max_age", config.spool.max_age)
     if config.spool.path is not None and config.spool.path == config.storage.path:

@@ -17,8 +17,8 @@ class StageContext:
     """Shared, long-lived services handed to each stage's ``run``.
 
     ``store`` is the event store (blocking methods: call them in a worker thread). ``hooks`` is the
-    pipeline's pluggy hook relay. ``lanes`` is the slow-lane selector, ``killswitches`` the current kill-switch values, ``sessions`` the release-health counts waiting
-    for the store. ``stored`` counts events the store wrote (new rows only).
+    pipeline's pluggy hook relay. ``lanes`` is the slow-lane selector, ``killswitches`` the current kill-switch values, ``sessions`` the release-health counts and
+    ``check_ins`` the cron check-ins waiting for the store. ``stored`` counts events the store wrote (new rows only).
     """
 
     config: Config
@@ -28,6 +28,7 @@ class StageContext:
     lanes: Any = None
     killswitches: Any = None
     sessions: Any = None
+    check_ins: Any = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("minisentry"))
     stored: int = 0
     duplicates: int = 0

@@ -17,6 +17,7 @@ from ..envelope import Item
 from ..errors import InvalidEnvelope
 from ..messages import Attachment, EnvelopeMessage, EventMessage
 from ..outcomes import Outcome, category_of_item
+from ..monitors import CheckInError, parse_check_in
 from ..sessions import SessionError, parse_session, parse_sessions
 
 __all__ = ["IngestStage", "normalize_event_id"]
@@ -98,6 +99,8 @@ class IngestStage:
                 self._client_report(message, item, ctx)
             elif item_type in ("session", "sessions") and ctx.sessions is not None:
                 self._sessions(message, item, ctx)
+            elif item_type == "check_in" and ctx.check_ins is not None:
+                self._check_in(message, item, ctx)
             else:
                 ctx.outcomes.record(
                     message.project_id, Outcome.FILTERED, category_of_item(item_type), "unsupported_item_type",
@@ -141,6 +144,20 @@ class IngestStage:
             return None
         return EventMessage(project_id=message.project_id, event_id=event_id, item_type="user_report",
                             received=message.received, payload=item.payload, remote_addr=message.remote_addr)
+
+    def _check_in(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
+        try:
+            check_in = parse_check_in(message.project_id, item.json(), message.received)
+        except (InvalidEnvelope, CheckInError) as exc:
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, "monitor", "invalid_check_in",
+                                timestamp=message.received)
+            ctx.log.info("check-in of project %s not recorded: %s", message.project_id, exc)
+            return
+        if ctx.check_ins.put(check_in):
+            ctx.outcomes.record(message.project_id, Outcome.ACCEPTED, "monitor", timestamp=message.received)
+        else:
+            ctx.outcomes.record(message.project_id, Outcome.RATE_LIMITED, "monitor", "check_in_buffer_full",
+                                timestamp=message.received)
 
     def _sessions(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
         try:

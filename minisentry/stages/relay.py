@@ -4,6 +4,7 @@ Routes (trailing slash optional)::
 
     POST    /api/<project_id>/envelope/       Sentry envelopes (what every current SDK sends)
     POST    /api/<project_id>/store/          a single event as JSON (legacy SDKs)
+    GET/POST /api/<project_id>/cron/<monitor>/<key>/?status=...   a cron check-in over plain HTTP
     OPTIONS /api/<project_id>/...             CORS preflight
     GET     /api/relay/healthcheck/live/      the process is up
     GET     /api/relay/healthcheck/ready/     the pipeline accepts events (503 with reasons if not)
@@ -27,6 +28,7 @@ import binascii
 import re
 import time
 import uuid
+from urllib.parse import parse_qsl
 from typing import TYPE_CHECKING, Callable
 
 import anyio
@@ -41,6 +43,7 @@ from ..errors import (AuthMissing, BadRequest, InvalidEnvelope, MethodNotAllowed
                       PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
+from ..monitors import CheckInError, parse_check_in
 from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
 from ..projects import ProjectKeys
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["Relay"]
 
 _INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store)/?$")
+_CRON_RE = re.compile(r"^/api/(\d{1,18})/cron/([A-Za-z0-9_-]{1,50})/([0-9a-fA-F]{32})/?$")
 _CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Expose-Headers", "X-Sentry-Error, X-Sentry-Rate-Limits, Retry-After"),
@@ -111,6 +115,12 @@ class Relay:
             if request.method == "OPTIONS":
                 return Response(200, b"", _PREFLIGHT)
             raise MethodNotAllowed(f"{request.method} is not allowed here")
+        match = _CRON_RE.match(request.path)
+        if match is not None:
+            if request.method not in ("GET", "POST"):
+                raise MethodNotAllowed(f"{request.method} is not allowed here")
+            check_in_id = await self._cron(request, int(match.group(1)), match.group(2), match.group(3).lower())
+            return Response(202, b'{"id":"%s"}' % check_in_id.encode(), _CORS)
         if request.path.startswith("/api/relay/healthcheck/"):
             kind = request.path.rstrip("/").rsplit("/", 1)[-1]
             if kind == "live":
@@ -180,6 +190,40 @@ class Relay:
             return envelope, result.header()
         active = self.limiter.active_limits(project_id, key, self.quotas)
         return envelope, format_rate_limits(active) if active else ""
+
+    async def _cron(self, request: Request, project_id: int, slug: str, key: str) -> str:
+        """A check-in over plain HTTP (``?status=ok|in_progress|error[&check_in_id=][&environment=]``).
+
+        An optional JSON body may carry ``monitor_config``. Returns the check-in id. Raises
+        AuthForbidden for a wrong key, BadRequest for a bad status or body.
+        """
+        self.keys.project_of(key, project_id)
+        params = dict(parse_qsl(request.query))
+        payload: dict[str, object] = {"monitor_slug": slug.lower(), "status": params.get("status", "")}
+        for name in ("check_in_id", "environment"):
+            if name in params:
+                payload[name] = params[name]
+        if "duration" in params:
+            try:
+                payload["duration"] = float(params["duration"])
+            except ValueError as exc:
+                raise BadRequest("duration must be a number of seconds") from exc
+        if request.body.strip():
+            try:
+                body = orjson.loads(request.body)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest(f"body is not JSON: {exc}") from exc
+            if not isinstance(body, dict):
+                raise BadRequest("body must be a JSON object")
+            payload.update({k: v for k, v in body.items() if k in ("monitor_config", "status", "environment")})
+        try:
+            check_in = parse_check_in(project_id, payload, time.time())
+        except CheckInError as exc:
+            raise BadRequest(str(exc)) from exc
+        payload["check_in_id"] = check_in.check_in_id
+        await self.accept(Envelope({}, [Item({"type": "check_in"}, orjson.dumps(payload))]), project_id, key,
+                          remote_addr=request.remote_addr)
+        return check_in.check_in_id
 
     def _parse(self, body: bytes, endpoint: str) -> Envelope:
         if endpoint == "envelope":

@@ -76,24 +76,27 @@ class StoreStage:
         return events
 
     async def _write_sessions(self, ctx: StageContext) -> None:
-        rows = ctx.sessions.take()
-        backoff = 0.1
-        while True:
-            try:
-                await anyio.to_thread.run_sync(ctx.store.write_sessions, rows)
-                return
-            except StorageError as exc:
-                ctx.log.error("writing %d release-health rows failed, retrying in %.1fs: %s", len(rows), backoff, exc)
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
+        """Write the waiting release-health counts and cron check-ins, retrying until it succeeds."""
+        for queue, write in ((ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins)):
+            if queue is None or not len(queue):
+                continue
+            rows = queue.take()
+            backoff = 0.1
+            while True:
+                try:
+                    await anyio.to_thread.run_sync(write, rows)
+                    break
+                except StorageError as exc:
+                    ctx.log.error("writing %d rows failed, retrying in %.1fs: %s", len(rows), backoff, exc)
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def write(self, batch: list[Delivery], ctx: StageContext) -> None:
         """Write a batch and the pending outcomes, retrying until it succeeds; then ack the batch."""
         events = self._apply_switches(batch, ctx) if ctx.killswitches is not None else [d.message for d in batch]
         outcomes = ctx.outcomes.take()
         if not events and not outcomes:
-            if ctx.sessions is not None and len(ctx.sessions):
-                await self._write_sessions(ctx)
+            await self._write_sessions(ctx)
             for delivery in batch:
                 delivery.ack()
             return
@@ -106,8 +109,7 @@ class StoreStage:
                 ctx.log.error("store write of %d events failed, retrying in %.1fs: %s", len(events), backoff, exc)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
-        if ctx.sessions is not None and len(ctx.sessions):
-            await self._write_sessions(ctx)
+        await self._write_sessions(ctx)
         stored = sum(new)
         ctx.stored += stored
         ctx.duplicates += len(new) - stored
