@@ -30,6 +30,7 @@ from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
 from .outcomes import Outcome, OutcomeAggregator, category_of_item
 from .monitors import CheckInQueue
+from .queues import BoundedQueue
 from .sessions import SessionAggregator
 from .spool import DiskSpool, drain, encode_envelope_message
 from .lanes import LaneSelector, make_lane_selector
@@ -105,7 +106,7 @@ class Pipeline:
 
         self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
                                     lanes=self.lanes, killswitches=self.killswitches, sessions=SessionAggregator(),
-                                    check_ins=CheckInQueue())
+                                    check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000))
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api)

@@ -245,6 +245,26 @@ def feedback(ctx: click.Context, project: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--project", default=None, help="Only this project's logs (slug).")
+@click.option("--level", default=None, help="Only this level (trace, debug, info, warn, error, fatal).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def logs(ctx: click.Context, project: str | None, level: str | None, limit: int, as_json: bool) -> None:
+    """Log records sent by SDKs (log items), newest first."""
+    rows = _store_call(ctx, lambda store: store.list_logs(project, level=level, limit=limit))
+    for row in rows:
+        row["timestamp"] = _iso(row["timestamp"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no logs")
+    for row in rows:
+        click.echo(f"{row['timestamp']}  {row['project']:<12} {row['level']:<6} {row['body']}")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_context
 def monitors(ctx: click.Context, as_json: bool) -> None:

@@ -92,9 +92,23 @@ SENSITIVE_COOKIES = frozenset((
 _OTEL_COOKIE_KEYS = ("http.request.header.cookie", "http.response.header.set-cookie")
 
 # A string no @common:filter / ip rule can change: none of the characters their matches need.
-_MAYBE_VALUE = re.compile(r"\d|-----|@|:|(?i:bearer|password|secret|passwd|api|auth|credential|mysql_pwd"
+_MAYBE_VALUE = re.compile(r"\d\d|\d\.|-----|@|:|(?i:bearer|password|secret|passwd|api|auth|credential|mysql_pwd"
                           r"|private|token|otp|two)")
 _MAYBE_FORMATTED = re.compile(r"\d|@|(?i:bearer)")
+
+
+def _scoped(regex: re.Pattern) -> str:
+    pattern = regex.pattern
+    if pattern.startswith("(?i)"):
+        return f"(?i:{pattern[4:]})"
+    return f"(?s:{pattern})" if regex.flags & re.S else f"(?:{pattern})"
+
+
+# Exact gates: a string none of a selector's value patterns matches is left as it is (a later rule
+# only runs on text an earlier one changed), so one search decides most strings.
+_COMMON_GATE = re.compile("|".join(_scoped(r) for r in (BEARER, CREDITCARD, IBAN, PASSWORD_KEY, PEMKEY,
+                                                        URLAUTH_LEGACY, USSSN)))
+_COMMON_IP_GATE = re.compile(f"{_COMMON_GATE.pattern}|{_scoped(IPV4)}|{_scoped(IPV6)}")
 _NOOP_STRINGS = frozenset(("", "true", "false", "null", "undefined"))
 _VALUE = None  # replace behaviour: the whole value
 
@@ -201,12 +215,13 @@ class _Config:
             return True
         return bool(self.sensitive is not None and self.sensitive.search(key))
 
-    def scrub_string(self, value: str, key: str | None) -> str:
+    def scrub_string(self, value: str, key: str | None, cookie: bool = False) -> str:
         """Apply @common:filter (+ strip-fields, + @ip:replace) to a PII string at ``key``."""
         k = key or ""
         key_hit = bool(k) and (PASSWORD_KEY.search(k) or TOKEN_KEY.search(k)
                                or (self.sensitive is not None and self.sensitive.search(k)))
-        if not key_hit and not _MAYBE_VALUE.search(value) and (
+        gate = _COMMON_IP_GATE if self.scrub_ip else _COMMON_GATE
+        if not key_hit and not cookie and not gate.search(value) and (
                 self.sensitive is None or not self.sensitive.search(value)):
             return value
         # Relay runs a selector's rules sorted by rule id: @bearer, @creditcard, @iban, @ip,
@@ -233,6 +248,8 @@ class _Config:
                 chunks.apply(_ANYTHING, _VALUE, FILTERED)
             else:
                 chunks.apply(self.sensitive, _VALUE, FILTERED)
+        if cookie:  # the cookie selector's @anything:filter runs after the defaults
+            chunks.apply(_ANYTHING, (0,), FILTERED)
         return chunks.value()
 
     def changes_string(self, value: str, key: str | None) -> bool:
@@ -247,7 +264,7 @@ def _formatted(value: str) -> str:
     if value in _NOOP_STRINGS or not _MAYBE_FORMATTED.search(value):
         return value
     chunks = _Chunks(value)  # sorted by rule id, as Relay runs them
-    chunks.apply(BEARER, (2,), "[token]")
+    chunks.apply(BEARER, (0,), "Bearer [token]")
     chunks.apply(CREDITCARD, (0,), "[creditcard]")
     chunks.apply(EMAIL, (0,), "[email]")
     chunks.apply(IBAN, (0,), "[iban]")
@@ -277,11 +294,13 @@ class _Walker:
         if isinstance(v, str):
             if v in _NOOP_STRINGS:
                 return v
+            if common:
+                return c.scrub_string(v, key, cookie)
             if cookie:  # @anything:filter replaces each line (Rust's ".*")
                 chunks = _Chunks(v)
                 chunks.apply(_ANYTHING, (0,), FILTERED)
-                v = chunks.value()
-            return c.scrub_string(v, key) if common else v
+                return chunks.value()
+            return v
         # numbers and containers: only rules on the key (or @anything) apply; they remove.
         if cookie or (common and c.key_removes(key)):
             return None
@@ -401,12 +420,17 @@ def _scrub(config: _Config, event: dict) -> dict:
             new = _fields(w, v, ("template",), ("filename", "abs_path"))
         elif key == "sdk":
             new = v
-            if config.scrub_ip and isinstance(v, dict) and v.get("client_ip") is not None:
+            if config.scrub_ip and isinstance(v, dict) and _removable(v.get("client_ip")):
                 new = {**v, "client_ip": None}
         else:
             raise Unsupported(f"event field {key!r} is not reproduced")
         out = _set(out, event, key, new, v)
     return event if out is None else out
+
+
+def _removable(value: Any) -> bool:
+    # @anything:remove; Relay skips booleans, nulls and the strings "", "true", "null", ...
+    return value is not None and not isinstance(value, bool) and value not in _NOOP_STRINGS
 
 
 def _fields(w: _Walker, obj: Any, path: tuple, names: tuple[str, ...]) -> Any:
@@ -470,7 +494,7 @@ def _user(w: _Walker, user: Any) -> Any:
         return user
     new = _fields(w, user, ("user",), ("id", "email", "username", "name", "sentry_user", "geo", "data",
                                        "ip_address"))
-    if w.c.scrub_ip and new.get("ip_address") is not None:
+    if w.c.scrub_ip and _removable(new.get("ip_address")):
         new = {**new, "ip_address": None}
     return new
 
@@ -488,8 +512,8 @@ def _request(w: _Walker, request: Any) -> Any:
             out = _set(out, request, name, new, request[name])
     if w.c.scrub_ip and isinstance(request.get("env"), dict):
         env = (out or request)["env"]
-        if any(k.lower() == "remote_addr" and val is not None for k, val in env.items()):
-            env = {k: (None if k.lower() == "remote_addr" else val) for k, val in env.items()}
+        if any(k.lower() == "remote_addr" and _removable(val) for k, val in env.items()):
+            env = {k: (None if k.lower() == "remote_addr" and _removable(val) else val) for k, val in env.items()}
             out = _set(out, request, "env", env, None)
     return request if out is None else out
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from .queues import BoundedQueue
 from .schedules import ScheduleError, parse_schedule
 
 __all__ = ["CheckIn", "CheckInError", "CheckInQueue", "parse_check_in", "STATUSES"]
@@ -88,24 +88,5 @@ def parse_check_in(project_id: int, payload: Any, received: float) -> CheckIn:
                    float(duration) if duration is not None else None, environment, config)
 
 
-class CheckInQueue:
-    """Check-ins waiting for the store stage, in arrival order. Bounded: ``put`` refuses past ``limit``."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self.limit = limit
-        self._items: deque[CheckIn] = deque()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, check_in: CheckIn) -> bool:
-        """Queue a check-in; False (nothing queued) when the queue is full. Never blocks."""
-        if len(self._items) >= self.limit:
-            return False
-        self._items.append(check_in)
-        return True
-
-    def take(self) -> list[CheckIn]:
-        """Remove and return everything queued, oldest first."""
-        items, self._items = list(self._items), deque()
-        return items
+class CheckInQueue(BoundedQueue[CheckIn]):
+    """Check-ins waiting for the store stage, in arrival order (bounded, see BoundedQueue)."""

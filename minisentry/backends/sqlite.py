@@ -35,7 +35,8 @@ __all__ = ["SqliteStore"]
 # 6: adds feedback (user reports and user feedback, linked to their event).
 # 7: adds attachments (files sent with events).
 # 8: adds monitors and check_ins (cron monitoring).
-_SCHEMA_VERSION = 8
+# 9: adds logs (records of log item containers).
+_SCHEMA_VERSION = 9
 
 
 def _now() -> float:
@@ -172,6 +173,12 @@ class SqliteStore:
                 updated REAL NOT NULL, PRIMARY KEY (project_id, check_in_id))"""
         )
         db.execute("CREATE INDEX IF NOT EXISTS check_ins_open ON check_ins(status, started)")
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS logs (
+                id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, timestamp REAL NOT NULL, level TEXT NOT NULL,
+                body TEXT NOT NULL, trace_id TEXT, span_id TEXT, attributes TEXT NOT NULL)"""
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS logs_time ON logs(project_id, timestamp)")
         db.execute("CREATE TABLE IF NOT EXISTS lane_overrides (project_id INTEGER PRIMARY KEY, "
                    "lane TEXT NOT NULL CHECK (lane IN ('fast', 'slow')), updated REAL)")
         for table in ("projects", "project_keys"):
@@ -406,6 +413,41 @@ class SqliteStore:
             conn.execute("UPDATE monitors SET status = ?, last_checkin = ?, next_expected = coalesce(?, next_expected) "
                          "WHERE project_id = ? AND slug = ?", (status, check_in.received, next_expected, *key))
         conn.execute("COMMIT")
+
+    def write_logs(self, records: list[Any]) -> None:
+        """Store log records (``logs.LogRecord``) in one transaction."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO logs(project_id, timestamp, level, body, trace_id, span_id, attributes) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             [(r.project_id, r.timestamp, r.level, r.body, r.trace_id, r.span_id, r.attributes)
+                              for r in records])
+            conn.execute("COMMIT")
+
+        self._run(run)
+
+    def list_logs(self, project_slug: str | None = None, *, level: str | None = None,
+                  limit: int = 100) -> list[dict[str, Any]]:
+        """Log records, newest first. Raises NotFound for an unknown project."""
+        if project_slug is not None:
+            self.project_by_slug(project_slug)
+        sql = ("SELECT p.slug, l.timestamp, l.level, l.body, l.trace_id, l.span_id, l.attributes FROM logs l "
+               "JOIN projects p ON p.id = l.project_id WHERE 1 = 1")
+        params: list[Any] = []
+        if project_slug is not None:
+            sql += " AND p.slug = ?"
+            params.append(project_slug)
+        if level is not None:
+            sql += " AND l.level = ?"
+            params.append(level)
+        sql += " ORDER BY l.timestamp DESC, l.id DESC LIMIT ?"
+        params.append(limit)
+        names = ("project", "timestamp", "level", "body", "trace_id", "span_id", "attributes")
+        rows = [dict(zip(names, row)) for row in self._run(lambda c: c.execute(sql, params).fetchall())]
+        for row in rows:
+            row["attributes"] = orjson.loads(row["attributes"])
+        return rows
 
     def detect_missed(self, now: float) -> int:
         """Mark overdue monitors ``missed`` and overlong ``in_progress`` check-ins ``timeout``; return how many."""

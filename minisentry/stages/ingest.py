@@ -17,6 +17,7 @@ from ..envelope import Item
 from ..errors import InvalidEnvelope
 from ..messages import Attachment, EnvelopeMessage, EventMessage
 from ..outcomes import Outcome, category_of_item
+from ..logs import ContainerError, container_items, parse_logs
 from ..monitors import CheckInError, parse_check_in
 from ..sessions import SessionError, parse_session, parse_sessions
 
@@ -101,6 +102,8 @@ class IngestStage:
                 self._sessions(message, item, ctx)
             elif item_type == "check_in" and ctx.check_ins is not None:
                 self._check_in(message, item, ctx)
+            elif item_type in ("log", "span"):
+                self._container(message, item, ctx)
             else:
                 ctx.outcomes.record(
                     message.project_id, Outcome.FILTERED, category_of_item(item_type), "unsupported_item_type",
@@ -144,6 +147,36 @@ class IngestStage:
             return None
         return EventMessage(project_id=message.project_id, event_id=event_id, item_type="user_report",
                             received=message.received, payload=item.payload, remote_addr=message.remote_addr)
+
+    def _container(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
+        """A ``log`` or ``span`` container: logs are kept, spans counted (not stored yet)."""
+        category = category_of_item(item.type)
+        declared = item.headers.get("item_count")
+        quantity = declared if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0 else 1
+        try:
+            records = container_items(item.headers, item.payload)
+        except ContainerError as exc:
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, category, "invalid_item_count"
+                                if "item_count" in str(exc) else "invalid_container", quantity,
+                                timestamp=message.received)
+            return
+        if not records:
+            return
+        if item.type == "span" or ctx.logs is None:
+            ctx.outcomes.record(message.project_id, Outcome.FILTERED, category, "unsupported_item_type",
+                                len(records), timestamp=message.received)
+            return
+        logs = parse_logs(message.project_id, records, message.received)
+        skipped = len(records) - len(logs)
+        if skipped:
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, category, "invalid_log", skipped,
+                                timestamp=message.received)
+        if ctx.logs.put_all(logs):
+            ctx.outcomes.record(message.project_id, Outcome.ACCEPTED, category, "", len(logs),
+                                timestamp=message.received)
+        else:
+            ctx.outcomes.record(message.project_id, Outcome.RATE_LIMITED, category, "log_buffer_full", len(logs),
+                                timestamp=message.received)
 
     def _check_in(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> None:
         try:

@@ -76,8 +76,9 @@ class StoreStage:
         return events
 
     async def _write_sessions(self, ctx: StageContext) -> None:
-        """Write the waiting release-health counts and cron check-ins, retrying until it succeeds."""
-        for queue, write in ((ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins)):
+        """Write the waiting release-health counts, cron check-ins and logs, retrying until it succeeds."""
+        for queue, write in ((ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins),
+                             (ctx.logs, ctx.store.write_logs)):
             if queue is None or not len(queue):
                 continue
             rows = queue.take()
