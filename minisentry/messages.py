@@ -54,6 +54,8 @@ class EventMessage:
     lane_switches: int = 0
     #: Whether its envelope carried attachments (a kill-switch field).
     has_attachments: bool = False
+    #: The envelope header ``sent_at`` (the SDK's clock when sending), for clock-drift correction.
+    sent_at: str | None = None
     #: The envelope's attachments; they stay in this process (not sent to process workers).
     attachments: list[Attachment] = field(default_factory=list)
 

@@ -86,6 +86,8 @@ class IngestStage:
             if item_type in _EVENT_ITEMS:
                 event = self._event(message, item, header_id, ctx)
                 event.has_attachments = has_attachments
+                sent_at = envelope.headers.get("sent_at")
+                event.sent_at = sent_at if isinstance(sent_at, str) else None
                 if attachments and item_type == "event":
                     event.attachments, attachments = attachments, []  # they belong to the first event
                 events.append(event)

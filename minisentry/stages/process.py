@@ -28,6 +28,7 @@ from sentry_relay import StoreNormalizer
 from sentry_relay.exceptions import RelayError
 
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
+from ..clockdrift import correct_drift, drift_of
 from ..context import StageContext
 from ..errors import ScrubbingError
 from ..grouping import Grouping, compute_grouping
@@ -60,6 +61,11 @@ class Rejected:
     outcome: Outcome = Outcome.INVALID
 
 
+#: Timestamps further ahead than this are set to the time received (Relay's default: 1 minute).
+MAX_SECS_IN_FUTURE = 60
+#: Timestamps further back than this are set to the time received (Relay's default: 30 days).
+MAX_SECS_IN_PAST = 30 * 86400
+
 _local = threading.local()
 #: Normalizers cached per project in each worker thread; the cache is cleared when it reaches this.
 MAX_CACHED_NORMALIZERS = 1024
@@ -75,13 +81,22 @@ def _normalizer(project_id: int) -> StoreNormalizer:
             cache = _local.normalizers = {}
         # Building one parses its JSON config in Rust: worth reusing for every event of a project.
         normalizer = cache[project_id] = StoreNormalizer(
-            project_id=project_id, enable_trimming=True, normalize_user_agent=True
+            project_id=project_id, enable_trimming=True, normalize_user_agent=True,
+            max_secs_in_future=MAX_SECS_IN_FUTURE, max_secs_in_past=MAX_SECS_IN_PAST,
         )
     return normalizer
 
 
 def _normalize(message: EventMessage) -> dict | None:
-    data = _normalizer(message.project_id).normalize_event(raw_event=message.payload, json_loads=orjson.loads)
+    payload = message.payload
+    drift = drift_of(message.sent_at, message.received)
+    if drift is not None:
+        # The device's clock is off: shift its timestamps first, so the future/past limits below judge
+        # the corrected times (as Relay does). Rare, so parsing twice here is fine.
+        raw = peek(payload)
+        if raw is not None:
+            payload = orjson.dumps(correct_drift(raw, drift, message.sent_at, message.received))
+    data = _normalizer(message.project_id).normalize_event(raw_event=payload, json_loads=orjson.loads)
     if not isinstance(data, dict) or (data.get("_meta") or {}).get(""):
         return None  # the payload was JSON but not an event object
     # The relay's clock, not the normalizer's moment of work, says when the event arrived.
