@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from .clientip import parse_networks
 from .errors import ConfigError
 from .lanes import lane_config_of
 from .quotas import quotas_from_config
@@ -53,6 +54,7 @@ class ServerConfig:
     max_pipelined_requests: int = 64
     read_timeout: float = 30.0
     keepalive_timeout: float = 75.0
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,6 +310,10 @@ def _validate(config: Config, label: str) -> None:
         raise ConfigError(f"{label}: server.port must be 0..65535, got {server.port}")
     if server.backend not in ("trio", "asyncio"):
         raise ConfigError(f"{label}: server.backend must be 'trio' or 'asyncio', got {server.backend!r}")
+    try:
+        parse_networks(server.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: server.trusted_proxies: {exc}") from exc
     for name in ("max_connections", "max_header_bytes", "max_pipelined_requests", "read_timeout", "keepalive_timeout"):
         positive(f"server.{name}", getattr(server, name))
     for f in dataclasses.fields(LimitsConfig):

@@ -28,6 +28,7 @@ from sentry_relay import StoreNormalizer
 from sentry_relay.exceptions import RelayError
 
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
+from ..clientip import fill_auto_ip
 from ..clockdrift import correct_drift, drift_of
 from ..context import StageContext
 from ..errors import ScrubbingError
@@ -143,6 +144,7 @@ def process_event(message: EventMessage, switches: Any = None, scrubbing: Scrubb
             data = None
     if data is None:
         return Rejected(message, "invalid_json")
+    fill_auto_ip(data, message.remote_addr)
     if filters is not None:
         reason = should_filter(data, filters, message.remote_addr)
         if reason is not None:

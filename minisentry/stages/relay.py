@@ -36,6 +36,7 @@ import orjson
 
 from ..auth import check_key_format, key_from_dsn, key_from_headers, key_from_query
 from ..channels import ChannelSender
+from ..clientip import client_ip, parse_networks
 from ..config import Config
 from ..decoding import BodyDecoder
 from ..envelope import Envelope, Item, parse_envelope
@@ -84,6 +85,7 @@ class Relay:
         self.spool: DiskSpool | None = None
         #: Quotas counted at the edge, before anything enters the pipeline.
         self.quotas = config.quotas
+        self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         self.limiter = RateLimiter(MemoryQuotaCounters())
         self.ready = False
         self.accepted = 0
@@ -166,7 +168,8 @@ class Relay:
         announce = ""
         if self.quotas:
             envelope, announce = await self._apply_quotas(envelope, project_id, key)
-        event_id = await self.accept(envelope, project_id, key, remote_addr=request.remote_addr)
+        remote = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+        event_id = await self.accept(envelope, project_id, key, remote_addr=remote)
         return event_id, announce
 
     async def _apply_quotas(self, envelope: Envelope, project_id: int, key: str) -> tuple[Envelope, str]:
