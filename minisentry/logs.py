@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["LogRecord", "ContainerError", "container_items", "parse_logs", "MAX_CONTAINER_ITEMS"]
+__all__ = ["LogRecord", "ContainerError", "container_items", "parse_logs", "scrub_logs", "MAX_CONTAINER_ITEMS"]
 
 #: More records than this in one container are refused (a bound on one item's work).
 MAX_CONTAINER_ITEMS = 10_000
@@ -76,3 +76,30 @@ def parse_logs(project_id: int, items: list[Any], received: float) -> list[LogRe
             orjson.dumps(attributes if isinstance(attributes, dict) else {}).decode()[:65536],
         ))
     return records
+
+
+def scrub_logs(records: list[LogRecord], scrubbing: Any) -> list[LogRecord]:
+    """Scrub log bodies and attributes with the event scrubber's rules. Blocks on CPU (run in a thread).
+
+    A record is scrubbed as an event whose message is its body and whose ``extra`` holds its
+    attributes, so the same default, sensitive-field and advanced rules apply. A record the scrubber
+    cannot handle is dropped rather than stored unscrubbed; the count of those is returned by the
+    length difference.
+    """
+    from dataclasses import replace
+
+    from .errors import ScrubbingError
+    from .scrubbing import scrubber_for
+
+    scrubber = scrubber_for(scrubbing)
+    if not scrubber.active:
+        return records
+    result = []
+    for record in records:
+        try:
+            scrubbed = scrubber.scrub({"logentry": {"formatted": record.body}, "extra": orjson.loads(record.attributes)})
+        except ScrubbingError:
+            continue
+        body = (scrubbed.get("logentry") or {}).get("formatted") or ""
+        result.append(replace(record, body=body, attributes=orjson.dumps(scrubbed.get("extra") or {}).decode()))
+    return result

@@ -44,13 +44,17 @@ def test_real_sdk_logs_stored_and_bad_containers_counted(server_factory):
     init_sdk(server.dsn(), enable_logs=True)
     sentry_logger.warning("disk {pct}% full", pct=91)
     sentry_logger.info("user signed in")
+    sentry_logger.error("payment with card {card} failed", card=" ".join(["4111"] * 4))
     close_sdk()
 
     def logs():
         rows = json.loads(cli(server.config_path, "logs", "--json").stdout or "[]")
-        return rows if len(rows) == 2 else None
+        return rows if len(rows) == 3 else None
 
     rows = {row["level"]: row for row in wait_for(logs, timeout=30)}
+    # Scrubbed like events: the card number is neither in the body nor in the attributes.
+    assert " ".join(["4111"] * 4) not in json.dumps(rows["error"])
+    assert rows["error"]["body"].startswith("payment with card")
     assert rows["warn"]["body"] == "disk 91% full" and rows["info"]["body"] == "user signed in"
     assert any("91" in json.dumps(value) for value in rows["warn"]["attributes"].values())
 
@@ -68,4 +72,4 @@ def test_real_sdk_logs_stored_and_bad_containers_counted(server_factory):
     outcomes = wait_for(counted, timeout=30)
     assert outcomes[("invalid", "invalid_item_count", "log_item")] == 5
     assert outcomes[("filtered", "unsupported_item_type", "span")] == 2
-    assert outcomes[("accepted", "", "log_item")] == 2
+    assert outcomes[("accepted", "", "log_item")] == 3

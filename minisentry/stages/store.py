@@ -15,6 +15,7 @@ import anyio
 from ..channels import ChannelReceiver, Delivery
 from ..context import StageContext
 from ..errors import StorageError
+from ..logs import scrub_logs
 from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
 from .switches import hits
@@ -77,8 +78,12 @@ class StoreStage:
 
     async def _write_sessions(self, ctx: StageContext) -> None:
         """Write the waiting release-health counts, cron check-ins and logs, retrying until it succeeds."""
+        def write_logs(records: list) -> None:
+            # Logs carry user data like events do: scrubbed (in this worker thread) before they are stored.
+            ctx.store.write_logs(scrub_logs(records, ctx.config.scrubbing))
+
         for queue, write in ((ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins),
-                             (ctx.logs, ctx.store.write_logs)):
+                             (ctx.logs, write_logs)):
             if queue is None or not len(queue):
                 continue
             rows = queue.take()
