@@ -23,7 +23,7 @@ from ..sessions import SessionError, parse_session, parse_sessions
 
 __all__ = ["IngestStage", "normalize_event_id"]
 
-_EVENT_ITEMS = ("event", "transaction", "feedback")
+_EVENT_ITEMS = ("event", "transaction", "feedback", "security")
 #: The most envelopes taken from the inbox per wake-up.
 BATCH = 64
 _CLIENT_REPORT_FIELDS = {

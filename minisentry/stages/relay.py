@@ -5,6 +5,7 @@ Routes (trailing slash optional)::
     POST    /api/<project_id>/envelope/       Sentry envelopes (what every current SDK sends)
     POST    /api/<project_id>/store/          a single event as JSON (legacy SDKs)
     GET/POST /api/<project_id>/cron/<monitor>/<key>/?status=...   a cron check-in over plain HTTP
+    POST    /api/<project_id>/security/  (or /csp-report/)   browser CSP reports, key in ?sentry_key=
     OPTIONS /api/<project_id>/...             CORS preflight
     GET     /api/relay/healthcheck/live/      the process is up
     GET     /api/relay/healthcheck/ready/     the pipeline accepts events (503 with reasons if not)
@@ -48,6 +49,7 @@ from ..monitors import CheckInError, parse_check_in
 from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
 from ..projects import ProjectKeys
+from ..security import csp_events
 from ..quotas import MemoryQuotaCounters, RateLimiter, envelope_quantities, format_rate_limits, partition_items
 from ..spool import DiskSpool, encode_envelope_message
 from .ingest import normalize_event_id
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["Relay"]
 
 _INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store)/?$")
+_SECURITY_RE = re.compile(r"^/api/(\d{1,18})/(security|csp-report)/?$")
 _CRON_RE = re.compile(r"^/api/(\d{1,18})/cron/([A-Za-z0-9_-]{1,50})/([0-9a-fA-F]{32})/?$")
 _CORS = [
     ("Access-Control-Allow-Origin", "*"),
@@ -117,6 +120,14 @@ class Relay:
             if request.method == "OPTIONS":
                 return Response(200, b"", _PREFLIGHT)
             raise MethodNotAllowed(f"{request.method} is not allowed here")
+        match = _SECURITY_RE.match(request.path)
+        if match is not None:
+            if request.method == "OPTIONS":
+                return Response(200, b"", _PREFLIGHT)
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{request.method} is not allowed here")
+            await self._security(request, int(match.group(1)))
+            return Response(201, b"", _CORS)
         match = _CRON_RE.match(request.path)
         if match is not None:
             if request.method not in ("GET", "POST"):
@@ -193,6 +204,18 @@ class Relay:
             return envelope, result.header()
         active = self.limiter.active_limits(project_id, key, self.quotas)
         return envelope, format_rate_limits(active) if active else ""
+
+    async def _security(self, request: Request, project_id: int) -> None:
+        """Browser CSP reports (key in the query string, as browsers cannot set headers)."""
+        key = key_from_query(request.query) or key_from_headers(request.headers)
+        if key is None:
+            raise AuthMissing("missing authorization information: add ?sentry_key=<public key>")
+        key = check_key_format(key)
+        project_id = self.keys.project_of(key, project_id)
+        events = csp_events(request.body, request.headers.get("user-agent"))
+        for event in events:
+            envelope = Envelope({"event_id": event["event_id"]}, [Item({"type": "security"}, orjson.dumps(event))])
+            await self.accept(envelope, project_id, key, remote_addr=request.remote_addr)
 
     async def _cron(self, request: Request, project_id: int, slug: str, key: str) -> str:
         """A check-in over plain HTTP (``?status=ok|in_progress|error[&check_in_id=][&environment=]``).
