@@ -325,10 +325,10 @@ class Pipeline:
         """Return a snapshot of every channel."""
         return [channel.statistics() for channel in self.channels.values()]
 
-    def health(self) -> Health:
+    def health(self, stats: list[ChannelStats] | None = None) -> Health:
         """Readiness from the channels' backlog and staleness (see metrics.health_of)."""
         running = self.relay is not None and self.relay.ready
-        return health_of(running, self.statistics(), self.config.stages.stale_after)
+        return health_of(running, self.statistics() if stats is None else stats, self.config.stages.stale_after)
 
     def metrics_text(self) -> str:
         """The Prometheus text served at ``/metrics``."""
@@ -351,7 +351,8 @@ class Pipeline:
         if self.spool is not None:
             counters["minisentry_spool_messages"] = (len(self.spool), "Envelopes waiting in the on-disk spool.")
             counters["minisentry_spool_bytes"] = (self.spool.size_bytes, "Bytes waiting in the on-disk spool.")
-        return render(self.statistics(), counters, self.health().ready)
+        stats = self.statistics()
+        return render(stats, counters, self.health(stats).ready)
 
     def idle(self) -> bool:
         """True when nothing is queued or in flight in any channel and no request is being answered."""

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from .envelope import Item
 from .errors import ConfigError
 from .outcomes import category_of_item
-from .quota_counters import CounterRequest, ExpiringTable, MemoryQuotaCounters, QuotaCounters
+from .quota_counters import CounterRequest, ExpiringTable, MemoryQuotaCounters, QuotaCounters, _is_int
 from .ratelimits import RateLimit, format_rate_limits, merge_rate_limit, parse_rate_limits
 
 __all__ = [
@@ -92,10 +92,6 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REASON_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _KEY_RE = re.compile(r"[0-9a-f]{32}")
 _MAX_INT = 2**63 - 1  # what a Redis counter (INCRBY) can hold
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def slot_end(now: float, window: int) -> int:

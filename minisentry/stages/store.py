@@ -10,6 +10,8 @@ events here (outcome filtered/killswitch), ``skip_issue_creation`` stores them w
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 
 from ..channels import ChannelReceiver, Delivery
@@ -21,6 +23,21 @@ from ..outcomes import Outcome, category_of_item
 from .switches import hits
 
 __all__ = ["StoreStage"]
+
+
+async def _until_written(ctx: StageContext, what: str, write: Any, *args: Any) -> Any:
+    """Run a blocking store write in a worker thread, retrying with back-off until it succeeds.
+
+    Nothing is acknowledged meanwhile, so the channel fills and backpressure reaches the relay.
+    """
+    backoff = 0.1
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(write, *args)
+        except StorageError as exc:
+            ctx.log.error("store write of %s failed, retrying in %.1fs: %s", what, backoff, exc)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
 def _as_message(event: ProcessedEvent) -> EventMessage:
@@ -76,7 +93,7 @@ class StoreStage:
             events.append(event)
         return events
 
-    async def _write_sessions(self, ctx: StageContext) -> None:
+    async def _write_side_records(self, ctx: StageContext) -> None:
         """Write the waiting release-health counts, cron check-ins and logs, retrying until it succeeds."""
         def write_logs(records: list) -> None:
             # Logs carry user data like events do: scrubbed (in this worker thread) before they are stored.
@@ -84,38 +101,21 @@ class StoreStage:
 
         for queue, write in ((ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins),
                              (ctx.logs, write_logs)):
-            if queue is None or not len(queue):
-                continue
-            rows = queue.take()
-            backoff = 0.1
-            while True:
-                try:
-                    await anyio.to_thread.run_sync(write, rows)
-                    break
-                except StorageError as exc:
-                    ctx.log.error("writing %d rows failed, retrying in %.1fs: %s", len(rows), backoff, exc)
-                    await anyio.sleep(backoff)
-                    backoff = min(backoff * 2, _MAX_BACKOFF)
+            if queue is not None and len(queue):
+                rows = queue.take()
+                await _until_written(ctx, f"{len(rows)} rows", write, rows)
 
     async def write(self, batch: list[Delivery], ctx: StageContext) -> None:
         """Write a batch and the pending outcomes, retrying until it succeeds; then ack the batch."""
         events = self._apply_switches(batch, ctx) if ctx.killswitches is not None else [d.message for d in batch]
         outcomes = ctx.outcomes.take()
         if not events and not outcomes:
-            await self._write_sessions(ctx)
+            await self._write_side_records(ctx)
             for delivery in batch:
                 delivery.ack()
             return
-        backoff = 0.1
-        while True:
-            try:
-                new = await anyio.to_thread.run_sync(ctx.store.write_batch, events, outcomes)
-                break
-            except StorageError as exc:
-                ctx.log.error("store write of %d events failed, retrying in %.1fs: %s", len(events), backoff, exc)
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-        await self._write_sessions(ctx)
+        new = await _until_written(ctx, f"{len(events)} events", ctx.store.write_batch, events, outcomes)
+        await self._write_side_records(ctx)
         stored = sum(new)
         ctx.stored += stored
         ctx.duplicates += len(new) - stored
