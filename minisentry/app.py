@@ -38,6 +38,7 @@ from .metrics import Health, health_of, render
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
 from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
+from .stages.store import write_side_records, write_side_records_blocking
 from .stages.relay import Relay
 from .stages.routing import DemotingReceiver, LaneRouter
 
@@ -50,19 +51,29 @@ KILLSWITCH_POLL = 0.25
 
 # The channels, in pipeline order; each is the inbox of the stage of the same name.
 _CHANNELS = ("ingest", "symbolicate", "symbolicate_slow", "process", "store")
+#: What ``--role`` accepts; ``all`` runs every stage (the only choice with in-memory channels).
+ROLES = ("relay", "ingest", "symbolicate", "process", "store")
 
 
 class Pipeline:
     """minisentry's whole pipeline, embeddable in another anyio program.
 
-    ``http=False`` runs the stages without the front door; feed it with :meth:`submit`. Entering
+    ``http=False`` runs the stages without the front door; feed it with :meth:`submit`. ``roles``
+    picks the stages this process runs (default: all of them); a subset needs a channel backend
+    that crosses processes (Kafka), and the HTTP front door runs with the ``relay`` role. Entering
     blocks on opening the store (in a worker thread) and binding the port. Raises ConfigError for an
-    unknown backend, StorageError when the store cannot be opened, PluginError for broken plugins.
+    unknown backend or role, StorageError when the store cannot be opened, BackendError when Kafka
+    is unreachable, PluginError for broken plugins.
     """
 
-    def __init__(self, config: Config, *, http: bool = True, plugin_manager: pluggy.PluginManager | None = None) -> None:
+    def __init__(self, config: Config, *, http: bool = True, plugin_manager: pluggy.PluginManager | None = None,
+                 roles: tuple[str, ...] | None = None) -> None:
         self.config = config
-        self.http = http
+        self.roles = frozenset(ROLES if not roles or "all" in roles else roles)
+        unknown = self.roles - set(ROLES)
+        if unknown:
+            raise ConfigError(f"unknown role(s) {', '.join(sorted(unknown))} (roles: all, {', '.join(ROLES)})")
+        self.http = http and "relay" in self.roles
         self.pm = plugin_manager or make_plugin_manager()
         self.outcomes = OutcomeAggregator()
         self.channels: dict[str, Channel] = {}
@@ -77,6 +88,8 @@ class Pipeline:
         self._spool_scope = anyio.CancelScope()
         self._salvage: Any = None
         self._read_store: Any = None
+        self._bound_channels: Any = None
+        self._producer_scope = anyio.CancelScope()
         self._task_group: Any = None
         self._started = 0.0
 
@@ -100,7 +113,14 @@ class Pipeline:
             self.spool = DiskSpool(config.spool.path, max_bytes=config.spool.max_bytes, max_age=config.spool.max_age,
                                    retry_after=config.stages.retry_after)
             await anyio.to_thread.run_sync(self.spool.open)
-        channel_factory = backends[config.channels.backend]
+        backend = backends[config.channels.backend]
+        if self.roles != set(ROLES) and not hasattr(backend, "bind"):
+            raise ConfigError(f"--role {','.join(sorted(self.roles))} needs channels that cross processes "
+                              f"(channels.backend = 'kafka'); {config.channels.backend!r} lives in one process")
+        self._bound_channels = backend.bind(config, None) if hasattr(backend, "bind") else None
+        if self._bound_channels is not None:
+            await anyio.to_thread.run_sync(self._bound_channels.prepare)
+        channel_factory = self._bound_channels or backend
         self.channels = {edge: channel_factory(edge, config.channels.capacity_of(edge)) for edge in _CHANNELS}
         self.lanes = make_lane_selector(config.lanes)
 
@@ -118,15 +138,25 @@ class Pipeline:
             await self._task_group.start(self._watch_killswitches)
             await self._task_group.start(self._watch_keys, keys)
             await self._task_group.start(self._watch_lane_overrides)
-            self._task_group.start_soon(self._monitor_clock)
+            if "store" in self.roles:
+                self._task_group.start_soon(self._monitor_clock)
+            else:
+                self._task_group.start_soon(self._write_side_records)
+            if self._bound_channels is not None:
+                await self._task_group.start(self._run_producer)
             self._start_stages()
-            self.relay.sender = self.channels["ingest"].sender()
-            if self.spool is not None:
+            if "relay" in self.roles:
+                self.relay.sender = self.channels["ingest"].sender()
+            if self.spool is not None and "relay" in self.roles:
                 self.relay.spool = self.spool
-                self._salvage = self.channels["ingest"].receiver()
+                if not getattr(self.channels["ingest"], "durable", False):
+                    # What a memory channel holds at a hurried shutdown is moved to the spool.
+                    self._salvage = self.channels["ingest"].receiver()
                 self._task_group.start_soon(self._drain_spool, self.channels["ingest"].sender())
             for channel in self.channels.values():
                 await channel.close_originals()
+                if hasattr(channel, "run"):
+                    await self._task_group.start(self._run_channel, channel)
             if self.http:
                 server = config.server
                 self.server = HttpServer(self.relay, HttpLimits(
@@ -154,22 +184,24 @@ class Pipeline:
         assert self.context is not None
         channels, concurrency, lanes = self.channels, self.config.stages.concurrency_of, self.lanes
         symbolicate = SymbolicateStage(list(collect(self.pm, "minisentry_register_symbolicators").values()))
+        roles = self.roles
         workers: list[tuple[Any, Any, Any, str]] = []
-        for _ in range(concurrency("ingest")):
+        for _ in range(concurrency("ingest") if "ingest" in roles else 0):
             router = LaneRouter(channels["symbolicate"].sender(), channels["symbolicate_slow"].sender(), lanes)
             workers.append((IngestStage(), channels["ingest"].receiver(), router, "ingest"))
-        for _ in range(concurrency("symbolicate")):
+        for _ in range(concurrency("symbolicate") if "symbolicate" in roles else 0):
             inbox = DemotingReceiver(channels["symbolicate"].receiver(), channels["symbolicate_slow"].sender(), lanes)
             workers.append((symbolicate, inbox, channels["process"].sender(), "symbolicate"))
-        for _ in range(concurrency("symbolicate_slow")):
+        for _ in range(concurrency("symbolicate_slow") if "symbolicate" in roles else 0):
             workers.append((symbolicate, channels["symbolicate_slow"].receiver(), channels["process"].sender(),
                             "symbolicate_slow"))
         process_workers = self.config.stages.process_workers
         process = ProcessStage(process_workers)
         # Enough stage workers to keep every worker process busy.
-        for _ in range(max(concurrency("process"), process_workers)):
+        for _ in range(max(concurrency("process"), process_workers) if "process" in roles else 0):
             workers.append((process, channels["process"].receiver(), channels["store"].sender(), "process"))
-        workers.append((StoreStage(), channels["store"].receiver(), None, "store"))
+        if "store" in roles:
+            workers.append((StoreStage(), channels["store"].receiver(), None, "store"))
         for stage, inbox, outbox, name in workers:
             self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{name}")
 
@@ -248,6 +280,26 @@ class Pipeline:
         if moved:
             log.info("kept %d envelopes in the spool for the next start", moved)
 
+    async def _run_producer(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        # Serves the relay's confirmations; stops once the relay stopped (stages flush on their own).
+        with self._producer_scope:
+            await self._bound_channels.run(task_status=task_status)
+
+    async def _run_channel(self, channel: Any, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await channel.run(task_status=task_status)
+        except MinisentryError as exc:
+            log.error("channel %s failed: %s", channel.name, exc)
+            raise
+
+    async def _write_side_records(self) -> None:
+        """Without the store role, this process writes its own outcomes and side records (each second)."""
+        assert self.context is not None
+        with self._watcher_scope():
+            while True:
+                await anyio.sleep(1.0)
+                await write_side_records(self.context)
+
     async def _run_stage(self, stage: Any, inbox: Any, outbox: Any) -> None:
         try:
             await stage.run(inbox, outbox, self.context)
@@ -280,6 +332,9 @@ class Pipeline:
         assert self.relay is not None
         for scope in self._watch_scopes:
             scope.cancel()
+        for channel in self.channels.values():
+            if hasattr(channel, "finish"):
+                channel.finish()  # Kafka: stop fetching; the topic keeps the rest for the next start
         self._spool_scope.cancel()  # what is still spooled stays on disk for the next start
         self.relay.ready = False
         if self.server is not None:
@@ -290,8 +345,14 @@ class Pipeline:
         if self.relay.sender is not None:
             await self.relay.sender.aclose()
             self.relay.sender = None
+        self._producer_scope.cancel()
 
     def _close_stores(self) -> None:
+        if self.context is not None and "store" not in self.roles:
+            # Outcomes and side records counted here during the drain (no store stage writes them).
+            write_side_records_blocking(self.context)
+        if self._bound_channels is not None:
+            self._bound_channels.close()
         for store in (self._read_store, self.store, self.spool):
             if store is not None:
                 store.close()

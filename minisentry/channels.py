@@ -62,6 +62,13 @@ class ChannelSender(Protocol):
     def send_nowait(self, message: Any) -> None:
         """Send without waiting. Raises anyio.WouldBlock when the channel is full."""
 
+    async def confirm(self) -> None:
+        """Wait until every message sent on this channel so far survives a crash of this process.
+
+        A no-op for memory channels; Kafka waits for the broker's acknowledgement. The relay calls
+        it before answering 200. Raises BackendError when the messages could not be made durable.
+        """
+
     async def aclose(self) -> None:
         """Close this handle; the channel ends when every sender handle is closed."""
 

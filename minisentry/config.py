@@ -91,6 +91,33 @@ class ChannelsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class KafkaConfig:
+    """``[kafka]``: the broker and topics when ``channels.backend = "kafka"`` (see backends/kafka.py)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    #: Topics are ``<topic_prefix>.<stage>`` (plus ``.dlq``); consumer groups ``<group_prefix>.<stage>``.
+    topic_prefix: str = "minisentry"
+    group_prefix: str = "minisentry"
+    partitions: int = 8
+    replication_factor: int = 1
+    #: Messages larger than this travel through the payload store ([backends] payloads) as a key.
+    payload_threshold: int = 256 * 1024
+    payload_ttl: float = 86400.0
+    #: Seconds between offset commits (each preceded by a producer flush).
+    commit_interval: float = 0.5
+    #: Seconds a produced message may take to reach the broker before it counts as failed.
+    delivery_timeout: float = 30.0
+    #: Messages the producer may hold locally before ``send`` waits.
+    producer_queue: int = 20_000
+    session_timeout: float = 10.0
+    #: Dead-letter topics keep at most this many bytes per partition, for at most this many seconds.
+    dead_letter_max_bytes: int = 256 * 1024 * 1024
+    dead_letter_retention: float = 7 * 86400.0
+    #: Extra librdkafka settings for producers and consumers (e.g. security.protocol, sasl.*).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StagesConfig:
     """``[stages]``: per-stage concurrency and the relay's wait before answering 429."""
 
@@ -155,6 +182,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
     lanes: LanesConfig = field(default_factory=LanesConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
@@ -330,6 +358,13 @@ def _validate(config: Config, label: str) -> None:
         positive(f"stages.concurrency.{stage}", count)
     if config.stages.concurrency.get("store", 1) != 1:
         raise ConfigError(f"{label}: stages.concurrency.store must be 1 (one writer per store)")
+    kafka = config.kafka
+    for name in ("partitions", "replication_factor", "payload_threshold", "payload_ttl", "commit_interval",
+                 "delivery_timeout", "producer_queue", "session_timeout", "dead_letter_max_bytes",
+                 "dead_letter_retention"):
+        positive(f"kafka.{name}", getattr(kafka, name))
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", kafka.topic_prefix):
+        raise ConfigError(f"{label}: kafka.topic_prefix must be letters, digits, '.', '_' or '-', got {kafka.topic_prefix!r}")
     positive("stages.enqueue_timeout", config.stages.enqueue_timeout)
     if not 0 <= config.stages.process_workers <= 64:
         raise ConfigError(f"{label}: stages.process_workers must be 0..64, got {config.stages.process_workers}")

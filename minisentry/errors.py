@@ -20,6 +20,8 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── PipelineFull            429: the pipeline cannot take more right now
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
+    ├── BackendError                a channel or shared-state backend (Kafka, Redis) failed
+    │   └── CodecError              a message record cannot be encoded or decoded
     ├── ScrubbingError              Relay could not scrub an event: it is never stored
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
@@ -47,6 +49,8 @@ __all__ = [
     "RateLimited",
     "SpoolFull",
     "StorageError",
+    "BackendError",
+    "CodecError",
     "ScrubbingError",
     "PipelineError",
 ]
@@ -170,6 +174,14 @@ class RateLimited(RequestError):
 
 class StorageError(MinisentryError):
     """The event store failed (I/O error, corrupt or locked database)."""
+
+
+class BackendError(MinisentryError):
+    """A channel or shared-state backend (Kafka, Redis) failed or is unreachable."""
+
+
+class CodecError(BackendError):
+    """A message record cannot be encoded, or a received record is not one we can decode."""
 
 
 class ScrubbingError(MinisentryError):

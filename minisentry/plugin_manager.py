@@ -21,6 +21,7 @@ __all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "make_plugin_manager", "colle
 
 DEFAULT_PLUGINS = (
     "minisentry.plugins.memory_channels",
+    "minisentry.plugins.kafka_channels",
     "minisentry.plugins.sqlite_store",
 )
 ENTRY_POINT_GROUP = "minisentry"

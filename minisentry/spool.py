@@ -350,11 +350,16 @@ async def _send_batch(spool: DiskSpool, sender: ChannelSender, ready: list[tuple
                     sender.send_nowait(message)
                 except anyio.WouldBlock:
                     # Free the spool of what already left before waiting: the relay can spool more.
+                    await sender.confirm()
                     await _delete(spool, sent)
                     sent = []
                     await sender.send(message)
             sent.append(row_id)
     finally:
+        if sent:
+            # Shielded: the records must be durable downstream before they leave the spool.
+            with anyio.CancelScope(shield=True):
+                await sender.confirm()
         await _delete(spool, sent)
 
 

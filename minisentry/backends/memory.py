@@ -136,6 +136,9 @@ class MemorySender:
         channel._enqueued.append((seq, time.monotonic()))
         channel._after_send()
 
+    async def confirm(self) -> None:
+        """Nothing to wait for: a memory channel holds messages only as long as this process lives."""
+
     async def aclose(self) -> None:
         """Close this handle."""
         await self._stream.aclose()

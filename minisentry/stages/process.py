@@ -30,6 +30,7 @@ from sentry_relay.exceptions import RelayError
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..clientip import fill_auto_ip
 from ..clockdrift import correct_drift, drift_of
+from ..codec import summarize
 from ..context import StageContext
 from ..errors import ScrubbingError
 from ..grouping import Grouping, compute_grouping
@@ -215,21 +216,6 @@ def _process_batch(messages: list[EventMessage], switches: Any, scrubbing: Scrub
     return [process_event(message, switches, scrubbing, filters) for message in messages]
 
 
-# What the store and the store-side kill-switches read of a processed event.
-_SUMMARY_FIELDS = ("platform", "release", "environment", "level", "transaction", "start_timestamp", "type")
-
-
-def _summarize(event: ProcessedEvent) -> ProcessedEvent:
-    data = event.data
-    event.body = orjson.dumps(data)
-    summary = {key: data[key] for key in _SUMMARY_FIELDS if key in data}
-    op = ((data.get("contexts") or {}).get("trace") or {}).get("op")
-    if op is not None:
-        summary["contexts"] = {"trace": {"op": op}}
-    event.data = summary
-    return event
-
-
 def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | None,
                             scrubbing: ScrubbingSettings | None, filters: FilterSettings | None) -> list:
     """Process a batch in a worker process (see ``stages.process_workers``). Blocks on CPU.
@@ -238,7 +224,7 @@ def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | 
     less than pickling the event dict, and the store writes those bytes as they are.
     """
     switches = KillSwitches(switch_values) if switch_values else None
-    return [_summarize(result) if isinstance(result, ProcessedEvent) else result
+    return [summarize(result) if isinstance(result, ProcessedEvent) else result
             for result in _process_batch(messages, switches, scrubbing, filters)]
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import time
 import uuid
@@ -41,7 +42,7 @@ from ..clientip import client_ip, parse_networks
 from ..config import Config
 from ..decoding import BodyDecoder
 from ..envelope import Envelope, Item, parse_envelope
-from ..errors import (AuthMissing, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
+from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
                       PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
@@ -53,6 +54,8 @@ from ..security import csp_events
 from ..quotas import MemoryQuotaCounters, RateLimiter, envelope_quantities, format_rate_limits, partition_items
 from ..spool import DiskSpool, encode_envelope_message
 from .ingest import normalize_event_id
+
+log = logging.getLogger("minisentry.relay")
 
 if TYPE_CHECKING:
     from ..api import ReadApi
@@ -288,14 +291,21 @@ class Relay:
                 self.sender.send_nowait(message)
             except anyio.WouldBlock:
                 if spool is None:
+                    sent = False
                     with anyio.move_on_after(self.config.stages.enqueue_timeout):
-                        await self.sender.send(message)
+                        await self._send(message)
+                        sent = True
+                    if sent:
+                        await self._confirm(message)
                         self.accepted += 1
                         return event_id
                     self._refuse(message)
                     raise PipelineFull("pipeline is full, retry later",
                                        retry_after=self.config.stages.retry_after) from None
+            except BackendError as exc:
+                self._backend_failed(message, exc)
             else:
+                await self._confirm(message)
                 self.accepted += 1
                 return event_id
         try:
@@ -305,6 +315,25 @@ class Relay:
             raise
         self.accepted += 1
         return event_id
+
+    async def _send(self, message: EnvelopeMessage) -> None:
+        try:
+            await self.sender.send(message)
+        except BackendError as exc:
+            self._backend_failed(message, exc)
+
+    async def _confirm(self, message: EnvelopeMessage) -> None:
+        """Return once the channel holds the message durably (Kafka: on the broker)."""
+        try:
+            await self.sender.confirm()
+        except BackendError as exc:
+            self._backend_failed(message, exc)
+
+    def _backend_failed(self, message: EnvelopeMessage, exc: BackendError) -> None:
+        self._refuse(message, "backend_unavailable")
+        log.error("channel backend failed, refusing an envelope of project %s: %s", message.project_id, exc)
+        raise PipelineFull("the pipeline cannot store events right now, retry later",
+                           retry_after=self.config.stages.retry_after) from exc
 
     def _refuse(self, message: EnvelopeMessage, reason: str = "pipeline_full") -> None:
         for item in message.envelope.items:

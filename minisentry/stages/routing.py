@@ -42,6 +42,11 @@ class LaneRouter:
         """Send without waiting. Raises anyio.WouldBlock when that lane's channel is full."""
         self._target(message).send_nowait(message)
 
+    async def confirm(self) -> None:
+        """Wait until both lanes hold what was sent durably (see ChannelSender.confirm)."""
+        await self.fast.confirm()
+        await self.slow.confirm()
+
     async def aclose(self) -> None:
         """Close both lanes' senders."""
         await self.fast.aclose()

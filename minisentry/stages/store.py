@@ -22,7 +22,7 @@ from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
 from .switches import hits
 
-__all__ = ["StoreStage"]
+__all__ = ["StoreStage", "write_side_records", "write_side_records_blocking"]
 
 
 async def _until_written(ctx: StageContext, what: str, write: Any, *args: Any) -> Any:
@@ -38,6 +38,47 @@ async def _until_written(ctx: StageContext, what: str, write: Any, *args: Any) -
             ctx.log.error("store write of %s failed, retrying in %.1fs: %s", what, backoff, exc)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+def _side_writers(ctx: StageContext) -> list[tuple[Any, Any]]:
+    def write_logs(records: list) -> None:
+        # Logs carry user data like events do: scrubbed (in this worker thread) before they are stored.
+        ctx.store.write_logs(scrub_logs(records, ctx.config.scrubbing))
+
+    return [(ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins),
+            (ctx.logs, write_logs)]
+
+
+async def _write_queues(ctx: StageContext) -> None:
+    """Write the waiting release-health counts, cron check-ins and logs, retrying until it succeeds."""
+    for queue, write in _side_writers(ctx):
+        if queue is not None and len(queue):
+            rows = queue.take()
+            await _until_written(ctx, f"{len(rows)} rows", write, rows)
+
+
+async def write_side_records(ctx: StageContext) -> None:
+    """Write pending outcomes, sessions, check-ins and logs; for processes without the store stage.
+
+    Retries (with back-off, in a worker thread) until the store takes them.
+    """
+    outcomes = ctx.outcomes.take()
+    if outcomes:
+        await _until_written(ctx, f"{len(outcomes)} outcomes", ctx.store.write_batch, [], outcomes)
+    await _write_queues(ctx)
+
+
+def write_side_records_blocking(ctx: StageContext) -> None:
+    """Write what :func:`write_side_records` would, once, in this thread (at shutdown). Logs failures."""
+    try:
+        outcomes = ctx.outcomes.take()
+        if outcomes:
+            ctx.store.write_batch([], outcomes)
+        for queue, write in _side_writers(ctx):
+            if queue is not None and len(queue):
+                write(queue.take())
+    except StorageError as exc:
+        ctx.log.error("outcomes and side records lost at shutdown: %s", exc)
 
 
 def _as_message(event: ProcessedEvent) -> EventMessage:
@@ -93,29 +134,17 @@ class StoreStage:
             events.append(event)
         return events
 
-    async def _write_side_records(self, ctx: StageContext) -> None:
-        """Write the waiting release-health counts, cron check-ins and logs, retrying until it succeeds."""
-        def write_logs(records: list) -> None:
-            # Logs carry user data like events do: scrubbed (in this worker thread) before they are stored.
-            ctx.store.write_logs(scrub_logs(records, ctx.config.scrubbing))
-
-        for queue, write in ((ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins),
-                             (ctx.logs, write_logs)):
-            if queue is not None and len(queue):
-                rows = queue.take()
-                await _until_written(ctx, f"{len(rows)} rows", write, rows)
-
     async def write(self, batch: list[Delivery], ctx: StageContext) -> None:
         """Write a batch and the pending outcomes, retrying until it succeeds; then ack the batch."""
         events = self._apply_switches(batch, ctx) if ctx.killswitches is not None else [d.message for d in batch]
         outcomes = ctx.outcomes.take()
         if not events and not outcomes:
-            await self._write_side_records(ctx)
+            await _write_queues(ctx)
             for delivery in batch:
                 delivery.ack()
             return
         new = await _until_written(ctx, f"{len(events)} events", ctx.store.write_batch, events, outcomes)
-        await self._write_side_records(ctx)
+        await _write_queues(ctx)
         stored = sum(new)
         ctx.stored += stored
         ctx.duplicates += len(new) - stored

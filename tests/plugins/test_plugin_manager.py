@@ -43,7 +43,7 @@ class CountingPlugin:
 def test_fresh_manager_has_the_builtins():
     pm = make_plugin_manager(entry_points=False)
     assert [name for name, _ in pm.list_name_plugin()] == list(DEFAULT_PLUGINS)
-    assert set(collect(pm, "minisentry_register_channel_backends")) == {"memory"}
+    assert set(collect(pm, "minisentry_register_channel_backends")) == {"memory", "kafka"}
     assert set(collect(pm, "minisentry_register_stores")) == {"sqlite"}
     other = make_plugin_manager(entry_points=False)
     assert other is not pm and other.get_plugins() is not pm.get_plugins()
