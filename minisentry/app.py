@@ -21,11 +21,13 @@ import anyio
 import pluggy
 
 from .api import ReadApi
+from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
 from .config import Config
 from .context import StageContext
 from .envelope import Envelope, parse_envelope
 from .errors import ConfigError, MinisentryError, PipelineError
+from .fanout import TOPIC_KILLSWITCHES, TOPIC_PROJECTS
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
 from .outcomes import Outcome, OutcomeAggregator, category_of_item
@@ -67,6 +69,7 @@ class Pipeline:
         self.outcomes = OutcomeAggregator()
         self.channels: dict[str, Channel] = {}
         self.store: Any = None
+        self.backends: Any = None
         self.relay: Relay | None = None
         self.server: HttpServer | None = None
         self.context: StageContext | None = None
@@ -96,6 +99,7 @@ class Pipeline:
         self.store = await anyio.to_thread.run_sync(store_factory.open, config)
         await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
         self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
+        self.backends = await anyio.to_thread.run_sync(open_backends, config, self.pm)
         if config.spool.path is not None:
             self.spool = DiskSpool(config.spool.path, max_bytes=config.spool.max_bytes, max_age=config.spool.max_age,
                                    retry_after=config.stages.retry_after)
@@ -109,7 +113,7 @@ class Pipeline:
                                     check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000))
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
-        self.relay = Relay(config, keys, self.outcomes, api)
+        self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters)
 
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
@@ -174,9 +178,14 @@ class Pipeline:
             self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{name}")
 
     async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope():
-            await self.killswitches.watch(self._read_store.killswitch_values, interval=KILLSWITCH_POLL,
+        with self._watcher_scope(), await self._subscribe(TOPIC_KILLSWITCHES) as wake:
+            await self.killswitches.watch(self._read_store.killswitch_values,
+                                          interval=self.config.backends.poll_interval, wake=wake,
                                           task_status=task_status)
+
+    async def _subscribe(self, topic: str) -> Any:
+        # A fan-out publish wakes the watcher at once; the first Redis subscription connects (blocks).
+        return await anyio.to_thread.run_sync(self.backends.fanout.subscribe, topic)
 
     def _watcher_scope(self) -> anyio.CancelScope:
         # Watchers run until shutdown begins; each has its own scope, all cancelled together.
@@ -185,8 +194,9 @@ class Pipeline:
         return scope
 
     async def _watch_keys(self, keys: ProjectKeys, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope():
-            await keys.watch(self._read_store.config_version, task_status=task_status)
+        with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
+            await keys.watch(self._read_store.config_version, interval=self.config.backends.poll_interval, wake=wake,
+                             task_status=task_status)
 
     async def _watch_lane_overrides(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         """Apply operators' lane pins from the store (``minisentry lanes force``) as they change."""
@@ -292,7 +302,7 @@ class Pipeline:
             self.relay.sender = None
 
     def _close_stores(self) -> None:
-        for store in (self._read_store, self.store, self.spool):
+        for store in (self._read_store, self.store, self.spool, self.backends):
             if store is not None:
                 store.close()
 

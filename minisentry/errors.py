@@ -20,6 +20,8 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── PipelineFull            429: the pipeline cannot take more right now
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
+    ├── BackendError                a channel or shared-state backend (Kafka, Redis) failed
+    │   └── BackendFull             a bounded backend is at its configured limit and refused the data
     ├── ScrubbingError              Relay could not scrub an event: it is never stored
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
@@ -47,6 +49,8 @@ __all__ = [
     "RateLimited",
     "SpoolFull",
     "StorageError",
+    "BackendError",
+    "BackendFull",
     "ScrubbingError",
     "PipelineError",
 ]
@@ -170,6 +174,14 @@ class RateLimited(RequestError):
 
 class StorageError(MinisentryError):
     """The event store failed (I/O error, corrupt or locked database)."""
+
+
+class BackendError(MinisentryError):
+    """A channel or shared-state backend (Kafka, Redis) failed or is unreachable."""
+
+
+class BackendFull(BackendError):
+    """A bounded backend refused data at its configured limit; the message names the limit."""
 
 
 class ScrubbingError(MinisentryError):

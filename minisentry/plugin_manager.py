@@ -22,6 +22,8 @@ __all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "make_plugin_manager", "colle
 DEFAULT_PLUGINS = (
     "minisentry.plugins.memory_channels",
     "minisentry.plugins.sqlite_store",
+    "minisentry.plugins.memory_backends",
+    "minisentry.plugins.redis_backends",
 )
 ENTRY_POINT_GROUP = "minisentry"
 
