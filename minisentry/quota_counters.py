@@ -3,8 +3,9 @@
 A :class:`CounterRequest` asks to add a quantity to one fixed-window counter unless that passes its
 limit; :meth:`QuotaCounters.check_and_increment` decides groups of them atomically (all or none of
 a group is counted). :class:`MemoryQuotaCounters` keeps the counters in this process's memory, in
-an :class:`ExpiringTable`, which the rate limiter also uses to remember active limits; a Redis
-implementation can run each call as one Lua script.
+an :class:`ExpiringTable`, which the rate limiter also uses to remember active limits;
+``backends/redis_quotas.py`` runs each call as one Lua script in a shared Redis, wrapped in
+:class:`FailOpenCounters` by the Pipeline.
 """
 
 from __future__ import annotations
