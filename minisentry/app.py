@@ -59,7 +59,8 @@ class Pipeline:
 
     ``http=False`` runs the stages without the front door; feed it with :meth:`submit`. Entering
     blocks on opening the store (in a worker thread) and binding the port. Raises ConfigError for an
-    unknown backend, StorageError when the store cannot be opened, PluginError for broken plugins.
+    unknown backend, StorageError when the store cannot be opened, PluginError for broken plugins,
+    BackendError when a shared backend (``[backends]``, e.g. Redis) cannot be reached.
     """
 
     def __init__(self, config: Config, *, http: bool = True, plugin_manager: pluggy.PluginManager | None = None) -> None:
