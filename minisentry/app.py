@@ -21,11 +21,13 @@ import anyio
 import pluggy
 
 from .api import ReadApi
+from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
 from .config import Config
 from .context import StageContext
 from .envelope import Envelope, parse_envelope
 from .errors import ConfigError, MinisentryError, PipelineError
+from .fanout import TOPIC_KILLSWITCHES, TOPIC_PROJECTS
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
 from .outcomes import Outcome, OutcomeAggregator, category_of_item
@@ -62,8 +64,8 @@ class Pipeline:
     picks the stages this process runs (default: all of them); a subset needs a channel backend
     that crosses processes (Kafka), and the HTTP front door runs with the ``relay`` role. Entering
     blocks on opening the store (in a worker thread) and binding the port. Raises ConfigError for an
-    unknown backend or role, StorageError when the store cannot be opened, BackendError when Kafka
-    is unreachable, PluginError for broken plugins.
+    unknown backend or role, StorageError when the store cannot be opened, PluginError for broken
+    plugins, BackendError when Kafka or a shared backend (``[backends]``, e.g. Redis) cannot be reached.
     """
 
     def __init__(self, config: Config, *, http: bool = True, plugin_manager: pluggy.PluginManager | None = None,
@@ -78,6 +80,7 @@ class Pipeline:
         self.outcomes = OutcomeAggregator()
         self.channels: dict[str, Channel] = {}
         self.store: Any = None
+        self.backends: Any = None
         self.relay: Relay | None = None
         self.server: HttpServer | None = None
         self.context: StageContext | None = None
@@ -109,6 +112,7 @@ class Pipeline:
         self.store = await anyio.to_thread.run_sync(store_factory.open, config)
         await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
         self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
+        self.backends = await anyio.to_thread.run_sync(open_backends, config, self.pm)
         if config.spool.path is not None:
             self.spool = DiskSpool(config.spool.path, max_bytes=config.spool.max_bytes, max_age=config.spool.max_age,
                                    retry_after=config.stages.retry_after)
@@ -117,7 +121,10 @@ class Pipeline:
         if self.roles != set(ROLES) and not hasattr(backend, "bind"):
             raise ConfigError(f"--role {','.join(sorted(self.roles))} needs channels that cross processes "
                               f"(channels.backend = 'kafka'); {config.channels.backend!r} lives in one process")
-        self._bound_channels = backend.bind(config, None) if hasattr(backend, "bind") else None
+        if self.roles != set(ROLES) and config.backends.payloads == "memory":
+            raise ConfigError("--role with Kafka channels needs a payload store every process shares "
+                              "([backends] payloads = 'redis'): large messages travel through it")
+        self._bound_channels = backend.bind(config, self.backends.payloads) if hasattr(backend, "bind") else None
         if self._bound_channels is not None:
             await anyio.to_thread.run_sync(self._bound_channels.prepare)
         channel_factory = self._bound_channels or backend
@@ -129,7 +136,7 @@ class Pipeline:
                                     check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000))
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
-        self.relay = Relay(config, keys, self.outcomes, api)
+        self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters)
 
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
@@ -206,9 +213,14 @@ class Pipeline:
             self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{name}")
 
     async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope():
-            await self.killswitches.watch(self._read_store.killswitch_values, interval=KILLSWITCH_POLL,
+        with self._watcher_scope(), await self._subscribe(TOPIC_KILLSWITCHES) as wake:
+            await self.killswitches.watch(self._read_store.killswitch_values,
+                                          interval=self.config.backends.poll_interval, wake=wake,
                                           task_status=task_status)
+
+    async def _subscribe(self, topic: str) -> Any:
+        # A fan-out publish wakes the watcher at once; the first Redis subscription connects (blocks).
+        return await anyio.to_thread.run_sync(self.backends.fanout.subscribe, topic)
 
     def _watcher_scope(self) -> anyio.CancelScope:
         # Watchers run until shutdown begins; each has its own scope, all cancelled together.
@@ -217,8 +229,9 @@ class Pipeline:
         return scope
 
     async def _watch_keys(self, keys: ProjectKeys, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope():
-            await keys.watch(self._read_store.config_version, task_status=task_status)
+        with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
+            await keys.watch(self._read_store.config_version, interval=self.config.backends.poll_interval, wake=wake,
+                             task_status=task_status)
 
     async def _watch_lane_overrides(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         """Apply operators' lane pins from the store (``minisentry lanes force``) as they change."""
@@ -353,7 +366,7 @@ class Pipeline:
             write_side_records_blocking(self.context)
         if self._bound_channels is not None:
             self._bound_channels.close()
-        for store in (self._read_store, self.store, self.spool):
+        for store in (self._read_store, self.store, self.spool, self.backends):
             if store is not None:
                 store.close()
 

@@ -15,6 +15,7 @@ import anyio
 import click
 
 from .config import Config, load_config
+from .fanout import TOPIC_PROJECTS
 from .errors import MinisentryError
 from .plugin_manager import describe_plugins, make_plugin_manager
 
@@ -62,6 +63,15 @@ def _store_call(ctx: click.Context, fn: Any) -> Any:
             return fn(store)
         except MinisentryError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def _publish_change(ctx: click.Context, config: Config, topic: str) -> None:
+    """After a store write: wake running servers through the configured fan-out (warn if it fails)."""
+    from .backend_registry import publish_change
+
+    warning = publish_change(config, ctx.obj["pm"], topic)
+    if warning is not None:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def _dsn(config: Config, key: str, project_id: int) -> str:
@@ -158,6 +168,7 @@ def projects_create(ctx: click.Context, slug: str) -> None:
             project_id, key = store.create_project(slug)
         except MinisentryError as exc:
             raise click.ClickException(str(exc)) from exc
+    _publish_change(ctx, config, TOPIC_PROJECTS)
     click.echo(_dsn(config, key, project_id))
 
 
@@ -165,7 +176,7 @@ def projects_create(ctx: click.Context, slug: str) -> None:
 @click.argument("key")
 @click.pass_context
 def projects_disable_key(ctx: click.Context, key: str) -> None:
-    """Refuse a public key (403) from now on; a running server follows within 10 s."""
+    """Refuse a public key (403) from now on; running servers follow within a second."""
     _set_key(ctx, key, False)
 
 
@@ -179,6 +190,7 @@ def projects_enable_key(ctx: click.Context, key: str) -> None:
 
 def _set_key(ctx: click.Context, key: str, active: bool) -> None:
     _store_call(ctx, lambda store: store.set_key_active(key.strip().lower(), active))
+    _publish_change(ctx, _load(ctx.obj["config_path"]), TOPIC_PROJECTS)
     click.echo(f"key {key} {'enabled' if active else 'disabled'}")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .errors import KillSwitchError, MinisentryError
+from .fanout import TOPIC_KILLSWITCHES
 from .killswitches import SWITCHES, describe, parse_file, render_file, switch, to_json, validate
 
 __all__ = ["killswitches"]
@@ -23,6 +24,12 @@ def _open_store(ctx: click.Context) -> Any:
     from .cli import _open_store as open_store
 
     return open_store(ctx)
+
+
+def _publish_change(ctx: click.Context, config: Any, topic: str) -> None:
+    from .cli import _publish_change as publish_change
+
+    publish_change(ctx, config, topic)
 
 
 def _stored(store: Any) -> dict[str, Any]:
@@ -112,7 +119,7 @@ def killswitches_push(ctx: click.Context, name: str, file: Path, yes: bool) -> N
             # Sentry's rule: a condition without a non-null field matches nothing, so it is left out.
             click.echo(f"Note: condition {index} has no non-null field; it matches nothing and is left out.")
     spec = SWITCHES[name]
-    _, store = _open_store(ctx)
+    config, store = _open_store(ctx)
     with store:
         stored = _stored(store)
         before = _describe_stored(name, stored)
@@ -133,4 +140,5 @@ def killswitches_push(ctx: click.Context, name: str, file: Path, yes: bool) -> N
             store.set_killswitch(name, to_json(after))
         except MinisentryError as exc:
             raise click.ClickException(str(exc)) from exc
+    _publish_change(ctx, config, TOPIC_KILLSWITCHES)
     click.echo("Applied; a running server follows within a second.")

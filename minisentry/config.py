@@ -33,6 +33,8 @@ __all__ = [
     "SpoolConfig",
     "ApiConfig",
     "ProjectConfig",
+    "RedisConfig",
+    "BackendsConfig",
     "load_config",
     "config_from_dict",
 ]
@@ -166,6 +168,34 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RedisConfig:
+    """``[redis]``: the Redis the ``redis`` backends share (``url`` may be ``{ env = "NAME" }``)."""
+
+    url: str = ""
+    prefix: str = "minisentry"
+    socket_timeout: float = 5.0
+    max_payload_bytes: int = 64 * 1024 * 1024
+    quota_grace: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendsConfig:
+    """``[backends]``: which registered implementation holds payloads, quota counters, fan-out, configs."""
+
+    payloads: str = "memory"
+    quota_counters: str = "memory"
+    fanout: str = "memory"
+    config_cache: str = "memory"
+    poll_interval: float = 0.25
+    config_cache_ttl: float = 300.0
+    max_config_bytes: int = 1024 * 1024
+    max_subscriptions: int = 64
+    memory_max_payload_bytes: int = 256 * 1024 * 1024
+    memory_max_quota_keys: int = 100_000
+    memory_max_configs: int = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProjectConfig:
     """``[[projects]]``: a project and its 32-hex public keys, seeded into the store at startup."""
 
@@ -187,6 +217,8 @@ class Config:
     lanes: LanesConfig = field(default_factory=LanesConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    backends: BackendsConfig = field(default_factory=BackendsConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
     quotas: tuple[Any, ...] = ()
     scrubbing: Any = field(default_factory=lambda: ScrubbingSettings())
@@ -386,6 +418,7 @@ def _validate(config: Config, label: str) -> None:
     both = set(lanes.force_slow) & set(lanes.force_fast)
     if both:
         raise ConfigError(f"{label}: lanes.force_slow and lanes.force_fast both name project(s) {sorted(both)}")
+    _validate_backends(config, label, positive)
     seen_ids: set[int] = set()
     seen_slugs: set[str] = set()
     seen_keys: set[str] = set()
@@ -401,3 +434,26 @@ def _validate(config: Config, label: str) -> None:
             seen_keys.add(key)
         seen_ids.add(project.id)
         seen_slugs.add(project.slug)
+
+
+def _validate_backends(config: Config, label: str, positive: Any) -> None:
+    # Backend names are checked when the backends are opened: plugins register them.
+    redis, backends = config.redis, config.backends
+    if redis.url and not redis.url.startswith(("redis://", "rediss://", "unix://")):
+        # Show the scheme only: whatever else is there may hold the password.
+        scheme = redis.url.partition("://")[0] if "://" in redis.url else "(none)"
+        scheme = scheme if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,15}", scheme) else "(unrecognised)"
+        raise ConfigError(f"{label}: redis.url must start with redis://, rediss:// or unix://, got scheme {scheme!r}")
+    if not re.fullmatch(r"[^\s:](?:[^\s]*[^\s:])?", redis.prefix):
+        raise ConfigError(f"{label}: redis.prefix must be non-empty, without whitespace or ':' at either end, "
+                          f"got {redis.prefix!r}")
+    for name in ("socket_timeout", "max_payload_bytes"):
+        positive(f"redis.{name}", getattr(redis, name))
+    if redis.quota_grace < 0:
+        raise ConfigError(f"{label}: redis.quota_grace must be >= 0, got {redis.quota_grace}")
+    for name in ("payloads", "quota_counters", "fanout", "config_cache"):
+        if not getattr(backends, name):
+            raise ConfigError(f"{label}: backends.{name} must name a registered backend, got ''")
+    for name in ("poll_interval", "config_cache_ttl", "max_config_bytes", "max_subscriptions",
+                 "memory_max_payload_bytes", "memory_max_quota_keys", "memory_max_configs"):
+        positive(f"backends.{name}", getattr(backends, name))

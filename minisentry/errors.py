@@ -21,7 +21,8 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
     ├── BackendError                a channel or shared-state backend (Kafka, Redis) failed
-    │   └── CodecError              a message record cannot be encoded or decoded
+    │   ├── CodecError              a message record cannot be encoded or decoded
+    │   └── BackendFull             a bounded backend is at its configured limit and refused the data
     ├── ScrubbingError              Relay could not scrub an event: it is never stored
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
@@ -51,6 +52,7 @@ __all__ = [
     "StorageError",
     "BackendError",
     "CodecError",
+    "BackendFull",
     "ScrubbingError",
     "PipelineError",
 ]
@@ -182,6 +184,10 @@ class BackendError(MinisentryError):
 
 class CodecError(BackendError):
     """A message record cannot be encoded, or a received record is not one we can decode."""
+
+
+class BackendFull(BackendError):
+    """A bounded backend refused data at its configured limit; the message names the limit."""
 
 
 class ScrubbingError(MinisentryError):

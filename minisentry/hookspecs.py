@@ -31,3 +31,23 @@ def minisentry_register_commands(cli: Any) -> None:
 @hookspec
 def minisentry_register_symbolicators() -> list[Any]:
     """Return symbolicators: objects with ``name`` and ``async symbolicate(event_message) -> event_message``."""
+
+
+@hookspec
+def minisentry_register_payload_stores() -> list[Any]:
+    """Return payload stores: objects with ``name`` and ``open(config) -> PayloadStore``."""
+
+
+@hookspec
+def minisentry_register_quota_counters() -> list[Any]:
+    """Return quota counters: objects with ``name`` and ``open(config) -> QuotaCounters``."""
+
+
+@hookspec
+def minisentry_register_fanouts() -> list[Any]:
+    """Return change fan-outs: objects with ``name`` and ``open(config) -> Fanout``."""
+
+
+@hookspec
+def minisentry_register_config_caches() -> list[Any]:
+    """Return project-config caches: objects with ``name`` and ``open(config) -> ConfigCache``."""

@@ -59,6 +59,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .errors import KillSwitchError, MinisentryError
+from .fanout import Subscription, pause
 
 __all__ = [
     "Condition",
@@ -450,8 +451,11 @@ class KillSwitches:
         return problems
 
     async def watch(self, load: Callable[[], Mapping[str, Any]], *, interval: float = 0.25,
+                    wake: Subscription | None = None,
                     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Re-read the stored values with ``load`` every ``interval`` seconds until cancelled.
+
+        With ``wake`` (a fan-out subscription), a publish re-reads them at once instead.
 
         ``load`` blocks (e.g. ``store.killswitch_values``) and runs in a worker thread; it returns
         ``{name: raw value}``. Reports started (for ``task_group.start``) after the first attempt, so
@@ -482,4 +486,4 @@ class KillSwitches:
             if not started:
                 started = True
                 task_status.started()
-            await anyio.sleep(interval)
+            await pause(wake, interval)

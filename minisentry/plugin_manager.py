@@ -23,6 +23,8 @@ DEFAULT_PLUGINS = (
     "minisentry.plugins.memory_channels",
     "minisentry.plugins.kafka_channels",
     "minisentry.plugins.sqlite_store",
+    "minisentry.plugins.memory_backends",
+    "minisentry.plugins.redis_backends",
 )
 ENTRY_POINT_GROUP = "minisentry"
 

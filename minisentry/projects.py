@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .errors import AuthForbidden, MinisentryError
+from .fanout import Subscription, pause
 
 __all__ = ["ProjectKeys", "KEY_POLL"]
 
@@ -59,8 +60,12 @@ class ProjectKeys:
         return owner
 
     async def watch(self, load_version: Callable[[], int], *, interval: float = KEY_POLL,
+                    wake: Subscription | None = None,
                     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Reload the key table whenever the store's config version moves, until cancelled.
+
+        The version is read every ``interval`` seconds, or at once when ``wake`` (a fan-out
+        subscription) receives a publish.
 
         ``load_version`` blocks and runs in a worker thread. Reports started after the first load.
         A store error is logged and the current copy stays in use.
@@ -77,4 +82,4 @@ class ProjectKeys:
             if not started:
                 started = True
                 task_status.started()
-            await anyio.sleep(interval)
+            await pause(wake, interval)

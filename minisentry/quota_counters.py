@@ -3,18 +3,24 @@
 A :class:`CounterRequest` asks to add a quantity to one fixed-window counter unless that passes its
 limit; :meth:`QuotaCounters.check_and_increment` decides groups of them atomically (all or none of
 a group is counted). :class:`MemoryQuotaCounters` keeps the counters in this process's memory, in
-an :class:`ExpiringTable`, which the rate limiter also uses to remember active limits; a Redis
-implementation can run each call as one Lua script.
+an :class:`ExpiringTable`, which the rate limiter also uses to remember active limits;
+``backends/redis_quotas.py`` runs each call as one Lua script in a shared Redis, wrapped in
+:class:`FailOpenCounters` by the Pipeline.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from dataclasses import dataclass
 from typing import Generic, Hashable, Protocol, Sequence, TypeVar, runtime_checkable
 
-__all__ = ["CounterRequest", "ExpiringTable", "MemoryQuotaCounters", "QuotaCounters"]
+from .errors import BackendError
+
+__all__ = ["CounterRequest", "ExpiringTable", "FailOpenCounters", "MemoryQuotaCounters", "QuotaCounters"]
+
+log = logging.getLogger("minisentry.quotas")
 
 
 def _is_int(value: object) -> bool:
@@ -151,4 +157,34 @@ class MemoryQuotaCounters:
                                      request.expires_at):
                         self.uncounted += request.quantity
             results.append(rejected)
+        return results
+
+
+class FailOpenCounters:
+    """Wraps shared counters so that a backend outage accepts instead of failing requests.
+
+    Like Sentry's Relay: when Redis cannot answer, quotas are not enforced (``failed_open`` counts
+    the calls) rather than refusing every envelope with a 500. Logged once when the outage starts
+    and once when it ends. Blocks as long as the wrapped counters; raises nothing of its own.
+    """
+
+    def __init__(self, counters: QuotaCounters) -> None:
+        self.counters = counters
+        self.failed_open = 0
+        self._failing = False
+
+    async def check_and_increment(self, groups: Sequence[Sequence[CounterRequest]],
+                                  now: float) -> list[list[bool]]:
+        """See QuotaCounters.check_and_increment; on BackendError, nothing is rejected."""
+        try:
+            results = await self.counters.check_and_increment(groups, now)
+        except BackendError as exc:
+            self.failed_open += 1
+            if not self._failing:
+                self._failing = True
+                log.error("quota counters unavailable, accepting without enforcing quotas: %s", exc)
+            return [[False] * len(group) for group in groups]
+        if self._failing:
+            self._failing = False
+            log.info("quota counters available again")
         return results

@@ -51,7 +51,8 @@ from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
 from ..projects import ProjectKeys
 from ..security import csp_events
-from ..quotas import MemoryQuotaCounters, RateLimiter, envelope_quantities, format_rate_limits, partition_items
+from ..quotas import (MemoryQuotaCounters, QuotaCounters, RateLimiter, envelope_quantities, format_rate_limits,
+                      partition_items)
 from ..spool import DiskSpool, encode_envelope_message
 from .ingest import normalize_event_id
 
@@ -81,7 +82,8 @@ _OK_EMPTY = b"{}"
 class Relay:
     """The HTTP handler and accept path. ``accept`` is also the embedded entry point (no HTTP)."""
 
-    def __init__(self, config: Config, keys: ProjectKeys, outcomes: OutcomeAggregator, api: "ReadApi | None") -> None:
+    def __init__(self, config: Config, keys: ProjectKeys, outcomes: OutcomeAggregator, api: "ReadApi | None",
+                 counters: QuotaCounters | None = None) -> None:
         self.config = config
         self.keys = keys
         self.outcomes = outcomes
@@ -92,7 +94,8 @@ class Relay:
         #: Quotas counted at the edge, before anything enters the pipeline.
         self.quotas = config.quotas
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
-        self.limiter = RateLimiter(MemoryQuotaCounters())
+        # Counters from [backends] quota_counters (shared by every relay when in Redis).
+        self.limiter = RateLimiter(counters if counters is not None else MemoryQuotaCounters())
         self.ready = False
         self.accepted = 0
         #: Set by the Pipeline: the readiness verdict and the Prometheus text for /metrics.
