@@ -11,6 +11,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   ├── BadRequest              400: malformed HTTP, envelope, JSON or encoding
     │   │   └── InvalidEnvelope     400: the envelope framing or headers are broken
     │   ├── AuthMissing             401: no credentials at all
+    │   ├── RelayAuthFailed         401: a relay's signature is missing, malformed, wrong or stale
     │   ├── AuthForbidden           403: unknown/disabled key, or a key of another project
     │   ├── NotFound                404: no such route, project or object
     │   ├── MethodNotAllowed        405
@@ -20,6 +21,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── PipelineFull            429: the pipeline cannot take more right now
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
+    ├── UpstreamError               the upstream minisentry (``[upstream]``) could not be reached or refused
     ├── ScrubbingError              Relay could not scrub an event: it is never stored
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
@@ -38,6 +40,7 @@ __all__ = [
     "BadRequest",
     "InvalidEnvelope",
     "AuthMissing",
+    "RelayAuthFailed",
     "AuthForbidden",
     "NotFound",
     "MethodNotAllowed",
@@ -47,6 +50,7 @@ __all__ = [
     "RateLimited",
     "SpoolFull",
     "StorageError",
+    "UpstreamError",
     "ScrubbingError",
     "PipelineError",
 ]
@@ -102,6 +106,13 @@ class AuthMissing(RequestError):
 
     status = 401
     reason = "auth_missing"
+
+
+class RelayAuthFailed(RequestError):
+    """401: a request claiming to come from a relay is not signed, or not signed right (``relayauth.py``)."""
+
+    status = 401
+    reason = "relay_auth"
 
 
 class AuthForbidden(RequestError):
@@ -170,6 +181,19 @@ class RateLimited(RequestError):
 
 class StorageError(MinisentryError):
     """The event store failed (I/O error, corrupt or locked database)."""
+
+
+class UpstreamError(MinisentryError):
+    """The upstream minisentry could not be reached, or refused a request; ``status`` is its answer (0: none).
+
+    ``retryable`` says whether trying again later may succeed (connection errors, 5xx, a 429 without
+    rate limits); a 4xx is permanent.
+    """
+
+    def __init__(self, detail: str, *, status: int = 0, retryable: bool = True) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.retryable = retryable
 
 
 class ScrubbingError(MinisentryError):
