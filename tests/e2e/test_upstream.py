@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import time
 import sqlite3
 import uuid
 from pathlib import Path
@@ -176,3 +177,42 @@ def test_upstream_429_is_answered_by_the_edge_with_the_same_rate_limits(tmp_path
     assert outcome_total(stack.upstream, "accepted") == 2
     assert outcome_total(stack.upstream, "rate_limited") == 1
     assert len(stored_event_ids(stack.upstream_db)) == 2
+
+
+@pytest.mark.parametrize("case, status, error", [
+    ("unsigned", 401, "missing X-Sentry-Relay-Signature"),
+    ("wrongly signed", 401, "does not match"),
+    ("stale", 401, "stale"),
+    ("unknown relay", 403, "unknown relay"),
+    ("signed", 200, None),
+])
+def test_upstream_refuses_requests_not_signed_by_a_trusted_relay(tmp_path, server_factory, case, status, error):
+    stack = Stack(tmp_path, server_factory)
+    body = json.dumps({"publicKeys": [KEY, "ab" * 16]}).encode()
+    headers = stack.credentials.sign(body)
+    if case == "unsigned":
+        del headers["X-Sentry-Relay-Signature"]
+    elif case == "wrongly signed":
+        headers = stack.credentials.sign(b"another body")
+    elif case == "stale":
+        headers = stack.credentials.sign(body, now=time.time() - 301)  # server.relay_signature_max_age = 300
+    elif case == "unknown relay":
+        headers = generate_credentials().sign(body)
+    response = httpx.post(f"{stack.upstream.url}/api/0/relays/projectconfigs/", content=body, headers=headers)
+    assert response.status_code == status
+    if error is not None:
+        assert error in response.headers["x-sentry-error"]
+    else:
+        configs = response.json()["configs"]
+        assert configs[KEY]["projectId"] == 1 and configs[KEY]["publicKeys"][0]["isEnabled"] is True
+        assert configs["ab" * 16] is None
+    # Forwarded envelopes are checked the same way, and still need a valid project key.
+    _, envelope_body = envelope("forwarded")
+    auth = {"X-Sentry-Auth": f"Sentry sentry_key={KEY}, sentry_version=7"}
+    bad = httpx.post(f"{stack.upstream.url}/api/1/envelope/", content=envelope_body,
+                     headers={**auth, **stack.credentials.sign(b"not this body")})
+    assert bad.status_code == 401
+    wrong_key = httpx.post(f"{stack.upstream.url}/api/1/envelope/", content=envelope_body,
+                           headers={"X-Sentry-Auth": "Sentry sentry_key=" + "ab" * 16,
+                                    **stack.credentials.sign(envelope_body)})
+    assert wrong_key.status_code == 403 and "unknown public key" in wrong_key.headers["x-sentry-error"]
