@@ -103,6 +103,7 @@ def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: 
         except MinisentryError as exc:
             raise click.ClickException(str(exc)) from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # an edge relay would log every forwarded request
     try:
         anyio.run(_serve, config, ctx.obj["pm"], backend=config.server.backend)
     except MinisentryError as exc:

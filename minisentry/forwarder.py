@@ -10,8 +10,9 @@ Upstream outage
     until the spool is full and then 429 with Retry-After. :meth:`Forwarder.replay` probes the
     upstream with the oldest spooled envelope, single attempts with growing pauses (up to
     ``retry_max``); once one gets through, it sends the spool oldest first, ``max_concurrency`` at
-    a time, deleting each record only after the upstream answered it. Without a spool, a worker
-    keeps retrying (the channel fills and the relay answers 429: backpressure instead of loss).
+    a time, deleting each record only after the upstream answered it. Without a spool, or with a
+    full one, a worker keeps its envelope and keeps retrying: the channel fills and the relay
+    answers 429 (backpressure instead of losing what was answered 200).
 
 Outcomes (exactly one per item, counted where the item ends)
     Forwarded items are counted by the upstream. The edge counts what ends here: items the
@@ -98,9 +99,7 @@ class Forwarder:
             async for delivery in inbox:
                 message = delivery.message
                 try:
-                    if not self.up and self.spool is not None:
-                        await self._to_spool(message)
-                    else:
+                    if self.up or self.spool is None or not await self._to_spool(message, hold=True):
                         await self._forward(message)
                 except anyio.get_cancelled_exc_class():
                     if self.spool is not None:
@@ -122,12 +121,11 @@ class Forwarder:
                 log.error("cannot forward envelope: %s", exc)
                 return
             except UpstreamError as exc:
-                if self.spool is not None:
-                    self._mark_down(exc)
-                    await self._to_spool(message)
-                    return
-                # No spool: keep it; the full channel makes the relay answer 429.
                 self._mark_down(exc)
+                if self.spool is not None and await self._to_spool(message, hold=True):
+                    return
+                # No spool, or it is full: keep it and try again; meanwhile the channel fills up
+                # and the relay answers 429 (backpressure instead of losing what was answered 200).
                 await anyio.sleep(backoff_delay(attempt, self.config.retry_initial, self.config.retry_max))
                 attempt += 1
                 continue
@@ -160,15 +158,20 @@ class Forwarder:
                 quantity = len(item.payload) if category_of_item(item.type) == "attachment" else 1
                 self.outcomes.record(message.project_id, outcome, category_of_item(item.type), reason, quantity)
 
-    async def _to_spool(self, message: EnvelopeMessage) -> None:
+    async def _to_spool(self, message: EnvelopeMessage, *, hold: bool = False) -> bool:
+        """Spool ``message``; return whether it fit. A full spool with ``hold`` leaves it to the caller;
+        without (shutdown), the envelope is lost: counted ``invalid``/``spool_full`` and logged."""
         assert self.spool is not None
         try:
             await anyio.to_thread.run_sync(self.spool.put, encode_envelope_message(message))
-            self.spooled += 1
         except SpoolFull:
-            # It was answered 200, but there is no room left anywhere: count it, loudly.
-            log.error("spool full: dropping an envelope of project %d", message.project_id)
+            if hold:
+                return False
+            log.error("spool full at shutdown: dropping an envelope of project %d", message.project_id)
             self._count(message, Outcome.INVALID, "spool_full")
+            return False
+        self.spooled += 1
+        return True
 
     # -- the spool -------------------------------------------------------------------------------
 

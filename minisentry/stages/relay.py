@@ -20,6 +20,12 @@ envelope is in the channel (or, with a ``[spool]``, committed to the on-disk spo
 over whenever the channel is full and keeps order while it holds anything); otherwise, after
 ``stages.enqueue_timeout``, the answer is 429 with ``Retry-After``, and the items are counted as
 ``rate_limited`` (reason ``pipeline_full``, or ``spool_full`` when the spool is at its limit).
+
+Stacked relays: requests carrying ``X-Sentry-Relay-Id`` must be signed by a relay of ``[[relays]]``
+(401/403 otherwise, see ``relayauth.py``), and ``/api/0/relays/`` serves them project configs
+(``relayapi.py``). On an edge relay (``[upstream]``) the keys come from the upstream
+(``projectconfigs.py``) and the upstream's announced rate limits are enforced here as well
+(``upstreamlimits.py``); the forwarder replaces the ingest stage (``forwarder.py``).
 """
 
 from __future__ import annotations
@@ -199,6 +205,8 @@ class Relay:
             if result is not None:
                 envelope = await self._drop_limited(envelope, project_id, key, result)
                 announce = result.header()
+            elif active := self.upstream_limits.active(project_id, key):
+                announce = format_rate_limits(active)  # categories blocked upstream, announced on the 200
         if self.quotas:
             envelope, local = await self._apply_quotas(envelope, project_id, key)
             announce = ", ".join(part for part in (announce, local) if part)

@@ -82,12 +82,12 @@ class Stack:
     def start_upstream(self):
         return self.factory(self.up_raw, name="upstream.toml", args=("--port", str(self.upstream_port)))
 
-    def start_edge(self, *, spool: bool = True):
+    def start_edge(self, *, spool: bool = True, spool_max_bytes: int = 64 * 1024 * 1024):
         raw = base_config(self.tmp_path / "edge", projects=[],
                           upstream={"credentials": str(self.credentials_path), "retry_initial": 0.05,
                                     "retry_max": 0.5, "max_retries": 2, "project_ttl": 30.0})
         if spool:
-            raw["spool"] = {"path": str(self.tmp_path / "edge" / "spool.sqlite")}
+            raw["spool"] = {"path": str(self.tmp_path / "edge" / "spool.sqlite"), "max_bytes": spool_max_bytes}
         # The URL comes from the command line; the rest of [upstream] from the file.
         self.edge = self.factory(raw, name="edge.toml",
                                  args=("--port", "0", "--upstream", f"http://127.0.0.1:{self.upstream.port}"))
@@ -148,6 +148,30 @@ def test_upstream_outage_spools_at_the_edge_and_nothing_answered_200_is_lost(tmp
     ids = stored_event_ids(stack.upstream_db)
     assert sorted(ids) == sorted(accepted)  # every one, exactly once
     wait_for(lambda: "minisentry_spool_messages 0" in httpx.get(f"{edge.url}/metrics").text)
+
+
+def test_a_full_spool_during_an_outage_is_answered_429_and_the_rest_arrives(tmp_path, server_factory):
+    stack = Stack(tmp_path, server_factory, upstream_port=free_port())
+    edge = stack.start_edge(spool_max_bytes=2000)  # room for a few small envelopes
+    event_id, body = envelope("warms the project config cache")
+    assert post(edge, body).status_code == 200
+    accepted = [event_id]
+    wait_for(lambda: len(stored_event_ids(stack.upstream_db)) == 1, timeout=30)
+    assert stack.upstream.stop()[0] == 0
+    refused = None
+    for index in range(100):
+        event_id, body = envelope(f"outage {index}")
+        response = post(edge, body)
+        if response.status_code != 200:
+            refused = response
+            break
+        accepted.append(event_id)
+    # At the spool's limit the edge says "later", as a full pipeline does; what it took, it keeps.
+    assert refused is not None and refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert len(accepted) > 2
+    stack.upstream = stack.start_upstream()
+    wait_for(lambda: len(stored_event_ids(stack.upstream_db)) >= len(accepted), timeout=60)
+    assert sorted(stored_event_ids(stack.upstream_db)) == sorted(accepted)
 
 
 def test_upstream_429_is_answered_by_the_edge_with_the_same_rate_limits(tmp_path, server_factory):
