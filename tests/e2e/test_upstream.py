@@ -82,8 +82,8 @@ class Stack:
     def start_upstream(self):
         return self.factory(self.up_raw, name="upstream.toml", args=("--port", str(self.upstream_port)))
 
-    def start_edge(self, *, spool: bool = True, spool_max_bytes: int = 64 * 1024 * 1024):
-        raw = base_config(self.tmp_path / "edge", projects=[],
+    def start_edge(self, *, spool: bool = True, spool_max_bytes: int = 64 * 1024 * 1024, backend: str = "trio"):
+        raw = base_config(self.tmp_path / "edge", projects=[], server={"backend": backend},
                           upstream={"credentials": str(self.credentials_path), "retry_initial": 0.05,
                                     "retry_max": 0.5, "max_retries": 2, "project_ttl": 30.0})
         if spool:
@@ -94,9 +94,10 @@ class Stack:
         return self.edge
 
 
-def test_events_sent_to_the_edge_are_stored_once_upstream(tmp_path, server_factory):
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_events_sent_to_the_edge_are_stored_once_upstream(tmp_path, server_factory, backend):
     stack = Stack(tmp_path, server_factory)
-    edge = stack.start_edge()
+    edge = stack.start_edge(backend=backend)
     init_sdk(edge.dsn())
     sent = [sentry_sdk.capture_message(f"through the edge {index}", level="error") for index in range(5)]
     close_sdk()
