@@ -43,6 +43,11 @@ from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
 from .stages.store import write_side_records, write_side_records_blocking
 from .stages.relay import Relay
 from .stages.routing import DemotingReceiver, LaneRouter
+from .forwarder import Forwarder
+from .projectconfigs import UpstreamProjectKeys
+from .relayauth import load_credentials
+from .upstream import UpstreamClient
+from .upstreamlimits import UpstreamLimits
 
 __all__ = ["Pipeline"]
 
@@ -90,6 +95,8 @@ class Pipeline:
         self.spool: DiskSpool | None = None
         self._spool_scope = anyio.CancelScope()
         self._salvage: Any = None
+        #: Edge relays only (``[upstream] url``): forwards instead of the ingest..store stages.
+        self.forwarder: Forwarder | None = None
         self._read_store: Any = None
         self._bound_channels: Any = None
         self._producer_scope = anyio.CancelScope()
@@ -151,7 +158,10 @@ class Pipeline:
                 self._task_group.start_soon(self._write_side_records)
             if self._bound_channels is not None:
                 await self._task_group.start(self._run_producer)
-            self._start_stages()
+            if config.upstream.url:
+                await self._start_forwarder()
+            else:
+                self._start_stages()
             if "relay" in self.roles:
                 self.relay.sender = self.channels["ingest"].sender()
             if self.spool is not None and "relay" in self.roles:
@@ -159,7 +169,8 @@ class Pipeline:
                 if not getattr(self.channels["ingest"], "durable", False):
                     # What a memory channel holds at a hurried shutdown is moved to the spool.
                     self._salvage = self.channels["ingest"].receiver()
-                self._task_group.start_soon(self._drain_spool, self.channels["ingest"].sender())
+                if self.forwarder is None:  # the forwarder replays its spool itself
+                    self._task_group.start_soon(self._drain_spool, self.channels["ingest"].sender())
             for channel in self.channels.values():
                 await channel.close_originals()
                 if hasattr(channel, "run"):
@@ -211,6 +222,45 @@ class Pipeline:
             workers.append((StoreStage(), channels["store"].receiver(), None, "store"))
         for stage, inbox, outbox, name in workers:
             self._task_group.start_soon(self._run_stage, stage, inbox, outbox, name=f"stage-{name}")
+
+    # -- edge relay (stacked relays) ----------------------------------------------------------------
+
+    async def _start_forwarder(self) -> None:
+        """Edge relay: forward what the relay accepts to ``[upstream] url`` instead of ingesting it here.
+
+        The forwarder's workers read the ingest channel (no ingest..store stages run); project keys
+        come from the upstream's project configs; the upstream's rate limits are enforced by the
+        relay. See forwarder.py. Raises ConfigError for unreadable credentials.
+        """
+        upstream, relay = self.config.upstream, self.relay
+        credentials = await anyio.to_thread.run_sync(load_credentials, upstream.credentials)
+        client = UpstreamClient(upstream, credentials)
+        keys = UpstreamProjectKeys(client.project_configs, ttl=upstream.project_ttl,
+                                   negative_ttl=upstream.project_negative_ttl, max_keys=upstream.max_projects,
+                                   retry_after=self.config.stages.retry_after)
+        relay.keys = keys
+        relay.upstream_limits = UpstreamLimits(max_scopes=upstream.max_projects)
+        self.forwarder = Forwarder(client, spool=self.spool, outcomes=self.outcomes,
+                                   limits=relay.upstream_limits, store=self.store)
+        inboxes = [self.channels["ingest"].receiver() for _ in range(upstream.max_concurrency)]
+        await self._task_group.start(self._run_forwarder, client, inboxes)
+
+        async def refresh_keys(*, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+            with self._watcher_scope():
+                await keys.refresh(task_status=task_status)
+
+        await self._task_group.start(refresh_keys)
+
+    async def _run_forwarder(self, client: UpstreamClient, inboxes: list[Any], *,
+                             task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self.forwarder.run(inboxes, task_status=task_status)
+        except Exception as exc:
+            log.exception("the forwarder crashed")
+            raise PipelineError(f"the forwarder crashed: {exc}") from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
 
     async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         with self._watcher_scope(), await self._subscribe(TOPIC_KILLSWITCHES) as wake:
@@ -422,6 +472,10 @@ class Pipeline:
             counters["minisentry_lane_slow_projects"] = (
                 sum(1 for entry in self.lanes.snapshot() if entry["lane"] == "slow"),
                 "Projects whose events go to the slow lane now.")
+        if self.forwarder is not None:
+            counters["minisentry_upstream_forwarded_total"] = (self.forwarder.forwarded,
+                                                               "Envelopes the upstream took.")
+            counters["minisentry_upstream_up"] = (int(self.forwarder.up), "Whether the upstream answered last.")
         if self.spool is not None:
             counters["minisentry_spool_messages"] = (len(self.spool), "Envelopes waiting in the on-disk spool.")
             counters["minisentry_spool_bytes"] = (self.spool.size_bytes, "Bytes waiting in the on-disk spool.")

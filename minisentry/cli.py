@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import click
 
-from .config import Config, load_config
+from .config import Config, check_upstream, load_config
 from .fanout import TOPIC_PROJECTS
 from .errors import MinisentryError
 from .plugin_manager import describe_plugins, make_plugin_manager
@@ -96,14 +96,24 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.option("--config", "serve_config", type=click.Path(dir_okay=False), default=None, help="Config file.")
 @click.option("--host", default=None, help="Override [server] host.")
 @click.option("--port", type=int, default=None, help="Override [server] port (0 picks a free port).")
+@click.option("--upstream", default=None, metavar="URL",
+              help="Run as an edge relay forwarding to the minisentry at URL (overrides [upstream] url).")
 @click.pass_context
-def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: int | None,
+          upstream: str | None) -> None:
     """Run the pipeline and the HTTP front door until SIGINT/SIGTERM, then drain and exit 0."""
     config = _load(serve_config or ctx.obj["config_path"])
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
         config = config.replace(server=overrides)
+    if upstream is not None:  # stacked relays (upstream.py): validated like [upstream] in the file
+        config = config.replace(upstream={"url": upstream})
+        try:
+            check_upstream(config, "--upstream")
+        except MinisentryError as exc:
+            raise click.ClickException(str(exc)) from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # an edge relay would log every forwarded request
     try:
         anyio.run(_serve, config, ctx.obj["pm"], backend=config.server.backend)
     except MinisentryError as exc:
@@ -117,6 +127,8 @@ async def _serve(config: Config, pm: Any) -> None:
         async with Pipeline(config, plugin_manager=pm) as pipeline:
             click.echo(f"minisentry listening on http://{config.server.host}:{pipeline.port} "
                        f"(store: {config.storage.path})")
+            if config.upstream.url:
+                click.echo(f"edge relay: forwarding to {config.upstream.url}")
             projects = await anyio.to_thread.run_sync(pipeline.store.list_projects)
             for project in projects:
                 for key in project["keys"]:
@@ -510,3 +522,26 @@ def main() -> None:
 
 from .cli_killswitches import killswitches  # noqa: E402  (late: that module imports helpers from this one)
 cli.add_command(killswitches)
+
+
+# -- stacked relays ------------------------------------------------------------------------------
+
+@cli.group("relay")
+def relay_group() -> None:
+    """Credentials for running as an edge relay in front of another minisentry."""
+
+
+@relay_group.command("credentials")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+def relay_credentials(path: str, overwrite: bool) -> None:
+    """Write a new relay id and ed25519 key pair to PATH and print the upstream's [[relays]] entry."""
+    from .relayauth import generate_credentials
+
+    credentials = generate_credentials()
+    try:
+        credentials.save(path, overwrite=overwrite)
+    except MinisentryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path}; add this to the upstream's config:\n\n[[relays]]\n"
+               f'id = "{credentials.relay_id}"\npublic_key = "{credentials.public_key}"')

@@ -19,6 +19,7 @@ from .clientip import parse_networks
 from .errors import ConfigError
 from .lanes import lane_config_of
 from .quotas import quotas_from_config
+from .relayauth import load_credentials, parse_public_key
 from .filters import FilterSettings
 from .scrubbing import ScrubbingSettings
 
@@ -35,6 +36,9 @@ __all__ = [
     "ProjectConfig",
     "RedisConfig",
     "BackendsConfig",
+    "UpstreamConfig",
+    "RelayConfig",
+    "check_upstream",
     "load_config",
     "config_from_dict",
 ]
@@ -57,6 +61,8 @@ class ServerConfig:
     read_timeout: float = 30.0
     keepalive_timeout: float = 75.0
     trusted_proxies: list[str] = field(default_factory=list)
+    #: How old (or how far in the future) a ``[[relays]]`` request signature may be, in seconds.
+    relay_signature_max_age: float = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +202,36 @@ class BackendsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UpstreamConfig:
+    """``[upstream]``: run as an edge relay forwarding to another minisentry (off unless ``url`` is set).
+
+    ``max_retries`` attempts follow the first, ``retry_initial`` seconds apart at first, doubling up
+    to ``retry_max`` (with jitter); then the envelope goes to the ``[spool]``. Project configs are
+    cached for ``project_ttl`` seconds (unknown keys for ``project_negative_ttl``), at most
+    ``max_projects`` keys.
+    """
+
+    url: str = ""
+    credentials: Path | None = None
+    timeout: float = 10.0
+    max_concurrency: int = 8
+    max_retries: int = 4
+    retry_initial: float = 0.1
+    retry_max: float = 10.0
+    project_ttl: float = 60.0
+    project_negative_ttl: float = 5.0
+    max_projects: int = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayConfig:
+    """``[[relays]]``: a downstream relay whose signed requests this instance accepts."""
+
+    id: str
+    public_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProjectConfig:
     """``[[projects]]``: a project and its 32-hex public keys, seeded into the store at startup."""
 
@@ -220,6 +256,8 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     backends: BackendsConfig = field(default_factory=BackendsConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    relays: list[RelayConfig] = field(default_factory=list)
     quotas: tuple[Any, ...] = ()
     scrubbing: Any = field(default_factory=lambda: ScrubbingSettings())
     filters: Any = field(default_factory=lambda: FilterSettings())
@@ -268,7 +306,7 @@ def config_from_dict(
             raise ConfigError(f"{label}: unknown key '{key}'")
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        if f.name in ("source", "projects", "plugins", "quotas", "scrubbing", "filters") or f.name not in raw:
+        if f.name in ("source", "projects", "relays", "plugins", "quotas", "scrubbing", "filters") or f.name not in raw:
             continue
         cls = get_type_hints(Config)[f.name]
         sections[f.name] = _build(cls, raw[f.name], f.name, label)
@@ -287,6 +325,10 @@ def config_from_dict(
     sections["projects"] = [
         _build(ProjectConfig, item, f"projects[{index}]", label) for index, item in enumerate(projects_raw)
     ]
+    relays_raw = raw.get("relays", [])
+    if not isinstance(relays_raw, list):
+        raise ConfigError(f"{label}: 'relays' must be an array of tables ([[relays]])")
+    sections["relays"] = [_build(RelayConfig, item, f"relays[{index}]", label) for index, item in enumerate(relays_raw)]
     config = Config(source=source, **sections)
     storage_path = config.storage.path
     if not storage_path.is_absolute():
@@ -294,6 +336,9 @@ def config_from_dict(
     spool_path = config.spool.path
     if spool_path is not None and not spool_path.is_absolute():
         config = config.replace(spool={"path": (base_dir / spool_path).resolve()})
+    credentials = config.upstream.credentials
+    if credentials is not None and not credentials.is_absolute():
+        config = config.replace(upstream={"credentials": (base_dir / credentials).resolve()})
     _validate(config, label)
     return config
 
@@ -410,6 +455,17 @@ def _validate(config: Config, label: str) -> None:
     positive("spool.max_age", config.spool.max_age)
     if config.spool.path is not None and config.spool.path == config.storage.path:
         raise ConfigError(f"{label}: spool.path must not be the store's file ({config.spool.path})")
+    positive("server.relay_signature_max_age", server.relay_signature_max_age)
+    check_upstream(config, label)
+    seen_relays: set[str] = set()
+    for index, relay in enumerate(config.relays):
+        if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}", relay.id) or relay.id in seen_relays:
+            raise ConfigError(f"{label}: relays[{index}].id must be a unique relay id (a UUID), got {relay.id!r}")
+        seen_relays.add(relay.id)
+        try:
+            parse_public_key(relay.public_key)
+        except ValueError as exc:
+            raise ConfigError(f"{label}: relays[{index}].public_key: {exc}") from exc
     lanes = config.lanes
     try:
         lane_config_of(lanes)
@@ -457,3 +513,28 @@ def _validate_backends(config: Config, label: str, positive: Any) -> None:
     for name in ("poll_interval", "config_cache_ttl", "max_config_bytes", "max_subscriptions",
                  "memory_max_payload_bytes", "memory_max_quota_keys", "memory_max_configs"):
         positive(f"backends.{name}", getattr(backends, name))
+
+
+def check_upstream(config: Config, label: str = "config") -> None:
+    """Validate ``[upstream]``, reading its credentials file if a URL is set. Blocks on file I/O.
+
+    Called at load and again by ``serve --upstream``. Raises ConfigError naming the key.
+    """
+    upstream = config.upstream
+    for name in ("timeout", "retry_initial", "retry_max", "project_ttl", "project_negative_ttl"):
+        if getattr(upstream, name) <= 0:
+            raise ConfigError(f"{label}: upstream.{name} must be greater than 0, got {getattr(upstream, name)!r}")
+    if not 1 <= upstream.max_concurrency <= 256:
+        raise ConfigError(f"{label}: upstream.max_concurrency must be 1..256, got {upstream.max_concurrency}")
+    if not 0 <= upstream.max_retries <= 100:
+        raise ConfigError(f"{label}: upstream.max_retries must be 0..100, got {upstream.max_retries}")
+    if upstream.max_projects <= 0:
+        raise ConfigError(f"{label}: upstream.max_projects must be greater than 0, got {upstream.max_projects}")
+    if not upstream.url:
+        return
+    if not re.fullmatch(r"https?://[^/\s?#]+/?", upstream.url):
+        raise ConfigError(f"{label}: upstream.url must be http(s)://host[:port], got {upstream.url!r}")
+    if upstream.credentials is None:
+        raise ConfigError(f"{label}: upstream.credentials is required with upstream.url "
+                          "(create it with `minisentry relay credentials PATH`)")
+    load_credentials(upstream.credentials)

@@ -11,6 +11,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   ├── BadRequest              400: malformed HTTP, envelope, JSON or encoding
     │   │   └── InvalidEnvelope     400: the envelope framing or headers are broken
     │   ├── AuthMissing             401: no credentials at all
+    │   ├── RelayAuthFailed         401: a relay's signature is missing, malformed, wrong or stale
     │   ├── AuthForbidden           403: unknown/disabled key, or a key of another project
     │   ├── NotFound                404: no such route, project or object
     │   ├── MethodNotAllowed        405
@@ -23,6 +24,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     ├── BackendError                a channel or shared-state backend (Kafka, Redis) failed
     │   ├── CodecError              a message record cannot be encoded or decoded
     │   └── BackendFull             a bounded backend is at its configured limit and refused the data
+    ├── UpstreamError               the upstream minisentry (``[upstream]``) could not be reached or refused
     ├── ScrubbingError              Relay could not scrub an event: it is never stored
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
@@ -41,6 +43,7 @@ __all__ = [
     "BadRequest",
     "InvalidEnvelope",
     "AuthMissing",
+    "RelayAuthFailed",
     "AuthForbidden",
     "NotFound",
     "MethodNotAllowed",
@@ -53,6 +56,7 @@ __all__ = [
     "BackendError",
     "CodecError",
     "BackendFull",
+    "UpstreamError",
     "ScrubbingError",
     "PipelineError",
 ]
@@ -108,6 +112,13 @@ class AuthMissing(RequestError):
 
     status = 401
     reason = "auth_missing"
+
+
+class RelayAuthFailed(RequestError):
+    """401: a request claiming to come from a relay is not signed, or not signed right (``relayauth.py``)."""
+
+    status = 401
+    reason = "relay_auth"
 
 
 class AuthForbidden(RequestError):
@@ -188,6 +199,17 @@ class CodecError(BackendError):
 
 class BackendFull(BackendError):
     """A bounded backend refused data at its configured limit; the message names the limit."""
+class UpstreamError(MinisentryError):
+    """The upstream minisentry could not be reached, or refused a request; ``status`` is its answer (0: none).
+
+    ``retryable`` says whether trying again later may succeed (connection errors, 5xx, a 429 without
+    rate limits); a 4xx is permanent.
+    """
+
+    def __init__(self, detail: str, *, status: int = 0, retryable: bool = True) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.retryable = retryable
 
 
 class ScrubbingError(MinisentryError):

@@ -39,6 +39,13 @@ class ProjectKeys:
         """Read the key table now. Blocks on the store."""
         self._keys = self._load()
 
+    async def ensure(self, key: str) -> None:
+        """Nothing to do: every key of the store is in memory (``UpstreamProjectKeys`` fetches here)."""
+
+    def entry(self, key: str) -> tuple[int, bool] | None:
+        """Return (project id, active) for a key of the store, or None. Never blocks."""
+        return self._keys.get(key)
+
     def known_project_of(self, key: str) -> int | None:
         """Return the project of an active key, or None. Never blocks."""
         entry = self._keys.get(key)

@@ -70,7 +70,7 @@ async def running_pipeline(config: Config, *, http: bool = True) -> AsyncIterato
 def write_config(path: Path, raw: dict[str, Any]) -> Path:
     """Write a config mapping as TOML (only the shapes our configs use)."""
     lines: list[str] = []
-    arrays = ("projects", "quotas")
+    arrays = ("projects", "quotas", "relays")
     for section, value in raw.items():
         if section in arrays:
             continue
@@ -107,11 +107,12 @@ def _toml(value: Any) -> str:
 class ServerProcess:
     """The real ``minisentry serve`` in a subprocess; ``url``/``dsn`` once it listens."""
 
-    def __init__(self, config_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, config_path: Path, extra_env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ("--port", "0")) -> None:
         self.config_path = config_path
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "minisentry", "--config", str(config_path), "serve", "--port", "0"],
+            [sys.executable, "-m", "minisentry", "--config", str(config_path), "serve", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         self.lines: list[str] = []
@@ -149,9 +150,10 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     """Start real servers from config mappings; all are stopped at the end of the test."""
     started: list[ServerProcess] = []
 
-    def start(raw: dict[str, Any] | None = None, name: str = "minisentry.toml") -> ServerProcess:
+    def start(raw: dict[str, Any] | None = None, name: str = "minisentry.toml",
+              args: tuple[str, ...] = ("--port", "0")) -> ServerProcess:
         path = write_config(tmp_path / name, raw or base_config(tmp_path))
-        server = ServerProcess(path)
+        server = ServerProcess(path, args=args)
         started.append(server)
         return server
 

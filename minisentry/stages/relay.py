@@ -20,6 +20,12 @@ envelope is in the channel (or, with a ``[spool]``, committed to the on-disk spo
 over whenever the channel is full and keeps order while it holds anything); otherwise, after
 ``stages.enqueue_timeout``, the answer is 429 with ``Retry-After``, and the items are counted as
 ``rate_limited`` (reason ``pipeline_full``, or ``spool_full`` when the spool is at its limit).
+
+Stacked relays: requests carrying ``X-Sentry-Relay-Id`` must be signed by a relay of ``[[relays]]``
+(401/403 otherwise, see ``relayauth.py``), and ``/api/0/relays/`` serves them project configs
+(``relayapi.py``). On an edge relay (``[upstream]``) the keys come from the upstream
+(``projectconfigs.py``) and the upstream's announced rate limits are enforced here as well
+(``upstreamlimits.py``); the forwarder replaces the ingest stage (``forwarder.py``).
 """
 
 from __future__ import annotations
@@ -51,8 +57,11 @@ from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
 from ..projects import ProjectKeys
 from ..security import csp_events
-from ..quotas import (MemoryQuotaCounters, QuotaCounters, RateLimiter, envelope_quantities, format_rate_limits,
-                      partition_items)
+from ..quotas import (MemoryQuotaCounters, QuotaCounters, RateLimiter, RateLimitResult, envelope_quantities,
+                      format_rate_limits, partition_items)
+from ..relayapi import RelayApi
+from ..relayauth import RELAY_ID_HEADER, SIGNATURE_HEADER, RelayVerifier
+from ..upstreamlimits import UpstreamLimits
 from ..spool import DiskSpool, encode_envelope_message
 from .ingest import normalize_event_id
 
@@ -96,6 +105,12 @@ class Relay:
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         # Counters from [backends] quota_counters (shared by every relay when in Redis).
         self.limiter = RateLimiter(counters if counters is not None else MemoryQuotaCounters())
+        #: Edge relays only (``[upstream]``): the upstream's announced rate limits, enforced here.
+        self.upstream_limits: UpstreamLimits | None = None
+        #: Requests signed by the relays of ``[[relays]]`` (stacked relays, see relayauth.py).
+        self.relays = RelayVerifier({relay.id: relay.public_key for relay in config.relays},
+                                    max_age=config.server.relay_signature_max_age)
+        self.relay_api = RelayApi(keys, self.relays)
         self.ready = False
         self.accepted = 0
         #: Set by the Pipeline: the readiness verdict and the Prometheus text for /metrics.
@@ -150,6 +165,8 @@ class Relay:
                 return Response(200 if health.ready else 503, body)
         if request.path == "/metrics" and request.method == "GET" and self.metrics is not None:
             return Response(200, self.metrics().encode(), content_type="text/plain; version=0.0.4")
+        if request.path.startswith("/api/0/relays/"):
+            return await self.relay_api.handle(request)
         if request.path.startswith("/api/0/") and self.api is not None:
             return await self.api.handle(request)
         raise NotFound(f"no route for {request.path}")
@@ -171,9 +188,14 @@ class Relay:
 
     async def _ingest(self, request: Request, project_id: int, endpoint: str) -> tuple[str | None, str]:
         """Authenticate, parse, apply quotas and hand off; return (event id, rate limits to announce)."""
+        relay_id = None
+        if RELAY_ID_HEADER.lower() in request.headers or SIGNATURE_HEADER.lower() in request.headers:
+            # A downstream relay forwarding: its signature must hold before anything else is read.
+            relay_id = self.relays.verify(request.headers, request.body)
         key = key_from_headers(request.headers) or key_from_query(request.query)
         if key is not None:
             key = check_key_format(key)
+            await self.keys.ensure(key)
             project_id = self.keys.project_of(key, project_id)
         envelope = self._parse(request.body, endpoint)
         if key is None:
@@ -181,11 +203,24 @@ class Relay:
             if dsn_key is None:
                 raise AuthMissing("missing authorization information")
             key = check_key_format(dsn_key)
+            await self.keys.ensure(key)
             project_id = self.keys.project_of(key, project_id)
         announce = ""
+        if self.upstream_limits is not None:
+            result = self.upstream_limits.check(project_id, key, envelope.items)
+            if result is not None:
+                envelope = await self._drop_limited(envelope, project_id, key, result)
+                announce = result.header()
+            elif active := self.upstream_limits.active(project_id, key):
+                announce = format_rate_limits(active)  # categories blocked upstream, announced on the 200
         if self.quotas:
-            envelope, announce = await self._apply_quotas(envelope, project_id, key)
-        remote = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+            envelope, local = await self._apply_quotas(envelope, project_id, key)
+            announce = ", ".join(part for part in (announce, local) if part)
+        if relay_id is not None:
+            # A trusted relay names the client it serves (it sets X-Forwarded-For to that one address).
+            remote = request.headers.get("x-forwarded-for", "").split(",")[-1].strip() or request.remote_addr
+        else:
+            remote = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies)
         event_id = await self.accept(envelope, project_id, key, remote_addr=remote)
         return event_id, announce
 
@@ -197,19 +232,22 @@ class Relay:
         """
         result = await self.limiter.check(project_id, key, envelope_quantities(envelope.items), self.quotas)
         if result.is_limited:
-            kept, dropped = partition_items(envelope.items, result)
-            for item, category, limit in dropped:
-                quantity = len(item.payload) if category == "attachment" else 1
-                self.outcomes.record(project_id, Outcome.RATE_LIMITED, category, limit.reason_code or "", quantity)
-            if not any(item.type != "client_report" for item in kept):
-                if kept:
-                    await self.accept(Envelope(envelope.headers, kept), project_id, key)
-                raise RateLimited("rate limited: over quota", retry_after=result.retry_after or 1,
-                                  rate_limits=result.header())
-            envelope = Envelope(envelope.headers, kept)
-            return envelope, result.header()
+            return await self._drop_limited(envelope, project_id, key, result), result.header()
         active = self.limiter.active_limits(project_id, key, self.quotas)
         return envelope, format_rate_limits(active) if active else ""
+
+    async def _drop_limited(self, envelope: Envelope, project_id: int, key: str, result: RateLimitResult) -> Envelope:
+        """Drop the items ``result`` rejects (outcome rate_limited); raise RateLimited if nothing is left."""
+        kept, dropped = partition_items(envelope.items, result)
+        for item, category, limit in dropped:
+            quantity = len(item.payload) if category == "attachment" else 1
+            self.outcomes.record(project_id, Outcome.RATE_LIMITED, category, limit.reason_code or "", quantity)
+        if not any(item.type != "client_report" for item in kept):
+            if kept:
+                await self.accept(Envelope(envelope.headers, kept), project_id, key)
+            raise RateLimited("rate limited: over quota", retry_after=result.retry_after or 1,
+                              rate_limits=result.header())
+        return Envelope(envelope.headers, kept)
 
     async def _security(self, request: Request, project_id: int) -> None:
         """Browser CSP reports (key in the query string, as browsers cannot set headers)."""
@@ -217,6 +255,7 @@ class Relay:
         if key is None:
             raise AuthMissing("missing authorization information: add ?sentry_key=<public key>")
         key = check_key_format(key)
+        await self.keys.ensure(key)
         project_id = self.keys.project_of(key, project_id)
         events = csp_events(request.body, request.headers.get("user-agent"))
         for event in events:
@@ -229,6 +268,7 @@ class Relay:
         An optional JSON body may carry ``monitor_config``. Returns the check-in id. Raises
         AuthForbidden for a wrong key, BadRequest for a bad status or body.
         """
+        await self.keys.ensure(key)
         self.keys.project_of(key, project_id)
         params = dict(parse_qsl(request.query))
         payload: dict[str, object] = {"monitor_slug": slug.lower(), "status": params.get("status", "")}

@@ -299,6 +299,10 @@ async def test_two_consumers_of_one_stage_share_the_partitions_and_lose_nothing(
                 await anyio.sleep(0.05)
         channel_a.finish()
         channel_b.finish()
+        with anyio.fail_after(GUARD):
+            while channel_a.statistics().in_flight or channel_b.statistics().in_flight:
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
     assert set(seen) == {float(n) for n in range(total)}  # duplicates allowed (rebalance), losses not
 
 
