@@ -98,10 +98,20 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.option("--port", type=int, default=None, help="Override [server] port (0 picks a free port).")
 @click.option("--upstream", default=None, metavar="URL",
               help="Run as an edge relay forwarding to the minisentry at URL (overrides [upstream] url).")
+@click.option("--role", "roles", multiple=True, metavar="ROLE",
+              help="Stages to run: all (default), relay, ingest, symbolicate, process, store. Repeat the option "
+                   "or separate with commas; a subset needs channels.backend = 'kafka'.")
 @click.pass_context
 def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: int | None,
-          upstream: str | None) -> None:
+          upstream: str | None, roles: tuple[str, ...]) -> None:
     """Run the pipeline and the HTTP front door until SIGINT/SIGTERM, then drain and exit 0."""
+    from .app import ROLES
+
+    chosen = tuple(part.strip() for value in roles for part in value.split(",") if part.strip())
+    for role in chosen:
+        if role != "all" and role not in ROLES:
+            raise click.BadParameter(f"unknown role {role!r} (choose from all, {', '.join(ROLES)})",
+                                     param_hint="--role")
     config = _load(serve_config or ctx.obj["config_path"])
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
@@ -115,31 +125,43 @@ def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # an edge relay would log every forwarded request
     try:
-        anyio.run(_serve, config, ctx.obj["pm"], backend=config.server.backend)
+        anyio.run(_serve, config, ctx.obj["pm"], chosen, backend=config.server.backend)
     except MinisentryError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-async def _serve(config: Config, pm: Any) -> None:
-    from .app import Pipeline
+async def _wait_for_signal(signals: Any, config: Config) -> None:
+    async for signum in signals:
+        click.echo(f"received {signal.Signals(signum).name}, draining (up to {config.stages.drain_timeout:g}s)")
+        sys.stdout.flush()
+        break
+
+
+async def _serve(config: Config, pm: Any, roles: tuple[str, ...] = ()) -> None:
+    from .app import ROLES as ROLES_ALL, Pipeline
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with Pipeline(config, plugin_manager=pm) as pipeline:
-            click.echo(f"minisentry listening on http://{config.server.host}:{pipeline.port} "
-                       f"(store: {config.storage.path})")
-            if config.upstream.url:
-                click.echo(f"edge relay: forwarding to {config.upstream.url}")
-            projects = await anyio.to_thread.run_sync(pipeline.store.list_projects)
-            for project in projects:
-                for key in project["keys"]:
-                    click.echo(f"DSN for project {project['slug']}: {pipeline.dsn(key, project['id'])}")
+        async with Pipeline(config, plugin_manager=pm, roles=roles or None) as pipeline:
+            if pipeline.roles != set(ROLES_ALL):
+                click.echo(f"minisentry roles: {', '.join(r for r in ROLES_ALL if r in pipeline.roles)} "
+                           f"(channels: {config.channels.backend})")
+            if pipeline.port is not None:
+                await _announce(config, pipeline)
             sys.stdout.flush()
-            async for signum in signals:
-                click.echo(f"received {signal.Signals(signum).name}, draining (up to "
-                           f"{config.stages.drain_timeout:g}s)")
-                sys.stdout.flush()
-                break
+            await _wait_for_signal(signals, config)
     click.echo("stopped")
+
+
+async def _announce(config: Config, pipeline: Any) -> None:
+    """Print where the front door listens and the DSN of every project."""
+    click.echo(f"minisentry listening on http://{config.server.host}:{pipeline.port} (store: {config.storage.path})")
+    if config.upstream.url:
+        click.echo(f"edge relay: forwarding to {config.upstream.url}")
+    projects = await anyio.to_thread.run_sync(pipeline.store.list_projects)
+    for project in projects:
+        for key in project["keys"]:
+            click.echo(f"DSN for project {project['slug']}: {pipeline.dsn(key, project['id'])}")
+    sys.stdout.flush()
 
 
 @cli.group()

@@ -226,7 +226,7 @@ class KafkaChannel:
                 self._refs.pop(number, None)
                 if kind == "assign":
                     self._trackers[number] = CommitTracker(self.capacity + _FETCH_MAX)
-            log.info("%s: partitions %s %sed", self.name, numbers, kind)
+            log.info("%s: partitions %s %s", self.name, numbers, "assigned" if kind == "assign" else "revoked")
         self._rebalances.clear()
 
     async def _accept(self, message: Any) -> None:
