@@ -71,6 +71,12 @@ def _start(config: Path, role: str, log: Path) -> tuple[subprocess.Popen, int | 
     raise SystemExit(f"{role} did not start:\n{log.read_text()[-2000:]}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stored(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
@@ -123,6 +129,9 @@ def run_setup(name: str, bodies: list[bytes], args: argparse.Namespace) -> dict:
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
         stored = _stored(db)
+        cpu: dict[str, float] = {}
+        for role, proc in zip(roles, procs):
+            cpu[role] = round(cpu.get(role, 0.0) + _cpu_seconds(proc.pid), 1)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -130,7 +139,7 @@ def run_setup(name: str, bodies: list[bytes], args: argparse.Namespace) -> dict:
             proc.wait(60)
     return {"setup": label, "events": len(bodies), "accepted": accepted, "stored": stored,
             "accepted_per_s": round(accepted / answered), "stored_per_s": round(stored / elapsed),
-            "statuses": statuses}
+            "statuses": statuses, "cpu_seconds": cpu, "elapsed": round(elapsed, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("Kafka and Redis needed: run scripts/services.sh start, or pass --kafka and --redis")
     bodies = make_bodies(args.events)
     results = [run_setup(name, bodies, args) for name in setups]
-    print(f"{'setup':<28} {'accepted/s':>11} {'stored/s':>9}  stored/sent")
+    print(f"{'setup':<28} {'accepted/s':>11} {'stored/s':>9}  stored/sent  CPU seconds by role (wall {'s'})")
     for r in results:
-        print(f"{r['setup']:<28} {r['accepted_per_s']:>11} {r['stored_per_s']:>9}  {r['stored']}/{r['events']}")
+        cpu = ", ".join(f"{role} {seconds}" for role, seconds in r["cpu_seconds"].items())
+        print(f"{r['setup']:<28} {r['accepted_per_s']:>11} {r['stored_per_s']:>9}  {r['stored']}/{r['events']}"
+              f"  {cpu} ({r['elapsed']})")
     print(json.dumps(results))
     return 0
 
