@@ -34,7 +34,7 @@ from ..channels import ChannelStats, Delivery
 from ..codec import decode_message, encode_message
 from ..commits import CommitTracker
 from ..config import KafkaConfig
-from ..errors import BackendError, CodecError
+from ..errors import BackendError, CodecError, PipelineError
 from .kafka_producer import KafkaProducer, client_settings, import_kafka
 
 __all__ = ["KafkaChannel", "KafkaSender", "KafkaReceiver", "PAYLOAD_HEADER"]
@@ -244,7 +244,13 @@ class KafkaChannel:
         self.in_flight += 1
         self.received += 1
 
+        acked = False
+
         def ack() -> None:
+            nonlocal acked
+            if acked:
+                raise PipelineError(f"{self.name}: offset {offset} of partition {number} acknowledged twice")
+            acked = True
             self.in_flight -= 1
             self.acked += 1
             if self._generation.get(number) == generation:

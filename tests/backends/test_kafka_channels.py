@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from minisentry.config import KafkaConfig
-from minisentry.errors import BackendError
+from minisentry.errors import BackendError, PipelineError
 from minisentry.messages import EventMessage
 from tests import services
 
@@ -127,6 +127,8 @@ async def test_messages_round_trip_keyed_by_project_and_confirmed(bound, receive
         deliveries = await _receive(receiver, 30)
         for delivery in deliveries:
             delivery.ack()
+        with pytest.raises(PipelineError, match="acknowledged twice"):
+            deliveries[0].ack()
         channel.finish()
         with anyio.fail_after(GUARD):
             with pytest.raises(anyio.EndOfStream):
