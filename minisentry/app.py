@@ -36,6 +36,7 @@ from .queues import BoundedQueue
 from .sessions import SessionAggregator
 from .spool import DiskSpool, drain, encode_envelope_message
 from .lanes import LaneSelector, make_lane_selector
+from .lane_overrides import follow_lane_overrides
 from .metrics import Health, health_of, render
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
@@ -285,27 +286,11 @@ class Pipeline:
 
     async def _watch_lane_overrides(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         """Apply operators' lane pins from the store (``minisentry lanes force``) as they change."""
-        applied: dict[int, str] = {}
         pinned_by_config = {**{p: "slow" for p in self.config.lanes.force_slow},
                             **{p: "fast" for p in self.config.lanes.force_fast}}
         with self._watcher_scope():
-            started = False
-            while True:
-                try:
-                    overrides = await anyio.to_thread.run_sync(self._read_store.lane_overrides)
-                except MinisentryError as exc:
-                    log.error("cannot read lane overrides, keeping the current ones: %s", exc)
-                    overrides = applied
-                for project_id, lane in overrides.items():
-                    if applied.get(project_id) != lane:
-                        self.lanes.force(project_id, lane)
-                for project_id in set(applied) - set(overrides):
-                    self.lanes.force(project_id, pinned_by_config.get(project_id))
-                applied = dict(overrides)
-                if not started:
-                    started = True
-                    task_status.started()
-                await anyio.sleep(KILLSWITCH_POLL)
+            await follow_lane_overrides(self.lanes, self._read_store.lane_overrides, pinned_by_config,
+                                        interval=KILLSWITCH_POLL, task_status=task_status)
 
     async def _monitor_clock(self) -> None:
         """Every ``stages.monitor_check_interval`` seconds, mark overdue cron check-ins missed / timed out."""
