@@ -10,6 +10,7 @@ from minisentry.cli import cli
 from minisentry.errors import ConfigError
 from minisentry.plugin_manager import make_plugin_manager
 
+from . import services
 from .conftest import base_config, write_config
 
 
@@ -45,3 +46,11 @@ async def test_all_means_every_stage_and_a_typo_is_a_config_error(make_config):
     assert Pipeline(make_config(), roles=("store", "process")).http is False  # no front door without relay
     with pytest.raises(ConfigError, match=r"unknown role\(s\) proces"):
         Pipeline(make_config(), roles=("proces",))
+
+
+def test_an_unreachable_kafka_stops_startup_with_its_address(tmp_path):
+    services.require_module("confluent_kafka")  # the kafka extra: `make test` installs it
+    raw = {**base_config(tmp_path), "channels": {"backend": "kafka"}, "kafka": {"bootstrap_servers": "127.0.0.1:1"}}
+    result = serve(write_config(tmp_path / "m.toml", raw))
+    assert result.exit_code == 1
+    assert "kafka at 127.0.0.1:1 is unreachable" in result.output

@@ -182,9 +182,16 @@ class KafkaProducer:
             raise waiter.error
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """Serve confirm waiters and delivery reports until cancelled."""
+        """Serve confirm waiters and delivery reports until cancelled.
+
+        Raises BackendError once a delivery failed for good: a producer that lost a message cannot
+        be trusted again, so the process stops (its supervisor restarts it) instead of refusing
+        every request from then on. What was answered 200 was confirmed before, so nothing is lost.
+        """
         task_status.started()
         while True:
+            if self.failure is not None and not self._waiters:
+                raise BackendError(f"kafka producer failed, stopping: {self.failure}")
             with anyio.move_on_after(0.05):
                 await self._wake.wait()
             self._wake = anyio.Event()
