@@ -38,6 +38,7 @@ from .spool import DiskSpool, drain, encode_envelope_message
 from .lanes import LaneSelector, make_lane_selector
 from .lane_overrides import follow_lane_overrides
 from .metrics import Health, health_of, render
+from .ops import OpsHandler
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
 from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
@@ -68,7 +69,8 @@ class Pipeline:
 
     ``http=False`` runs the stages without the front door; feed it with :meth:`submit`. ``roles``
     picks the stages this process runs (default: all of them); a subset needs a channel backend
-    that crosses processes (Kafka), and the HTTP front door runs with the ``relay`` role. Entering
+    that crosses processes (Kafka). Without the ``relay`` role, ``http=True`` serves only the health
+    probes and ``/metrics`` on ``server.port``. Entering
     blocks on opening the store (in a worker thread) and binding the port. Raises ConfigError for an
     unknown backend or role, StorageError when the store cannot be opened, PluginError for broken
     plugins, BackendError when Kafka or a shared backend (``[backends]``, e.g. Redis) cannot be reached.
@@ -81,7 +83,7 @@ class Pipeline:
         unknown = self.roles - set(ROLES)
         if unknown:
             raise ConfigError(f"unknown role(s) {', '.join(sorted(unknown))} (roles: all, {', '.join(ROLES)})")
-        self.http = http and "relay" in self.roles
+        self.http = http
         self.pm = plugin_manager or make_plugin_manager()
         self.outcomes = OutcomeAggregator()
         self.channels: dict[str, Channel] = {}
@@ -178,7 +180,10 @@ class Pipeline:
                     await self._task_group.start(self._run_channel, channel)
             if self.http:
                 server = config.server
-                self.server = HttpServer(self.relay, HttpLimits(
+                # Without the relay role the port serves only the probes and /metrics (ops.py).
+                handler = self.relay if "relay" in self.roles else OpsHandler(
+                    ", ".join(r for r in ROLES if r in self.roles), self.health, self.metrics_text)
+                self.server = HttpServer(handler, HttpLimits(
                     max_connections=server.max_connections, max_header_bytes=server.max_header_bytes,
                     max_pipelined_requests=server.max_pipelined_requests, read_timeout=server.read_timeout,
                     keepalive_timeout=server.keepalive_timeout,

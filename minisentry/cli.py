@@ -100,7 +100,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
               help="Run as an edge relay forwarding to the minisentry at URL (overrides [upstream] url).")
 @click.option("--role", "roles", multiple=True, metavar="ROLE",
               help="Stages to run: all (default), relay, ingest, symbolicate, process, store. Repeat the option "
-                   "or separate with commas; a subset needs channels.backend = 'kafka'.")
+                   "or separate with commas; a subset needs channels.backend = 'kafka'. Without relay, "
+                   "--port serves only health probes and /metrics.")
 @click.pass_context
 def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: int | None,
           upstream: str | None, roles: tuple[str, ...]) -> None:
@@ -125,7 +126,9 @@ def serve(ctx: click.Context, serve_config: str | None, host: str | None, port: 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # an edge relay would log every forwarded request
     try:
-        anyio.run(_serve, config, ctx.obj["pm"], chosen, backend=config.server.backend)
+        # A worker role (no relay) serves its probes and /metrics only when given a --port.
+        http = not chosen or "all" in chosen or "relay" in chosen or port is not None
+        anyio.run(_serve, config, ctx.obj["pm"], chosen, http, backend=config.server.backend)
     except MinisentryError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -137,16 +140,18 @@ async def _wait_for_signal(signals: Any, config: Config) -> None:
         break
 
 
-async def _serve(config: Config, pm: Any, roles: tuple[str, ...] = ()) -> None:
+async def _serve(config: Config, pm: Any, roles: tuple[str, ...] = (), http: bool = True) -> None:
     from .app import ROLES as ROLES_ALL, Pipeline
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with Pipeline(config, plugin_manager=pm, roles=roles or None) as pipeline:
+        async with Pipeline(config, plugin_manager=pm, roles=roles or None, http=http) as pipeline:
             if pipeline.roles != set(ROLES_ALL):
                 click.echo(f"minisentry roles: {', '.join(r for r in ROLES_ALL if r in pipeline.roles)} "
                            f"(channels: {config.channels.backend})")
-            if pipeline.port is not None:
+            if pipeline.port is not None and "relay" in pipeline.roles:
                 await _announce(config, pipeline)
+            elif pipeline.port is not None:
+                click.echo(f"probes and /metrics on http://{config.server.host}:{pipeline.port}")
             sys.stdout.flush()
             await _wait_for_signal(signals, config)
     click.echo("stopped")

@@ -43,7 +43,6 @@ def test_kafka_roles_need_a_shared_payload_store(tmp_path):
 @pytest.mark.anyio
 async def test_all_means_every_stage_and_a_typo_is_a_config_error(make_config):
     assert Pipeline(make_config(), roles=("all",)).roles == {"relay", "ingest", "symbolicate", "process", "store"}
-    assert Pipeline(make_config(), roles=("store", "process")).http is False  # no front door without relay
     with pytest.raises(ConfigError, match=r"unknown role\(s\) proces"):
         Pipeline(make_config(), roles=("proces",))
 

@@ -80,8 +80,8 @@ class _Role:
     def start(self) -> None:
         self.output = self.log.open("a")
         args = [sys.executable, "-m", "minisentry", "--config", str(self.config), "serve", "--role", self.role]
-        if self.role == "relay":
-            args += ["--port", "0"]
+        if self.role in ("relay", "store"):
+            args += ["--port", "0"]  # the store: only its probes and /metrics
         self.proc = subprocess.Popen(args, stdout=self.output, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.port = self._wait_ready()
@@ -94,10 +94,10 @@ class _Role:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.role} exited with {self.proc.returncode}:\n{text[-3000:]}")
             if text.count("minisentry roles:") > starts:
-                if self.role != "relay":
+                if self.role not in ("relay", "store"):
                     return None
-                ports = re.findall(r"listening on http://[^:]+:(\d+)", text)
-                if ports:
+                ports = re.findall(r"(?:listening on|probes and /metrics on) http://[^:]+:(\d+)", text)
+                if len(ports) > starts:
                     return int(ports[-1])
             time.sleep(0.1)
         raise RuntimeError(f"{self.role} did not start:\n{self.log.read_text()[-3000:]}")
@@ -151,6 +151,12 @@ def test_separate_processes_on_kafka_survive_sigkill_and_store_each_accepted_eve
         for role in ("store", "process", "process", "symbolicate", "ingest", "relay"):
             roles.append(_Role(config, role, tmp_path, index=len(roles)))
         store, process_one, relay = roles[0], roles[1], roles[-1]
+        # A worker without the relay role answers probes and /metrics, and nothing else.
+        ops = f"http://127.0.0.1:{store.port}"
+        assert httpx.get(f"{ops}/api/relay/healthcheck/ready/").json() == {"is_healthy": True, "reasons": []}
+        assert 'minisentry_channel_in_flight{channel="store"}' in httpx.get(f"{ops}/metrics").text
+        refused = httpx.post(f"{ops}/api/1/envelope/", content=b"{}")
+        assert refused.status_code == 404 and "runs store, events go to a relay" in refused.json()["detail"]
         url = f"http://127.0.0.1:{relay.port}/api/1/envelope/"
         headers = {"Content-Type": "application/x-sentry-envelope",
                    "X-Sentry-Auth": f"Sentry sentry_key={KEY}, sentry_version=7, sentry_client=sentry.python/2"}
