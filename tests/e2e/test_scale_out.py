@@ -3,8 +3,9 @@
 relay, ingest, symbolicate, two process workers and the store run as separate ``minisentry serve
 --role ...`` processes sharing one config (Kafka channels, Redis payloads and fan-out, one SQLite
 store). 10,000 envelopes recorded from the real ``sentry-sdk`` (five different errors, each copy
-with its own event id) are POSTed to the relay; a third of the way in, one process worker and the
-store are killed with SIGKILL and restarted. Every event answered 200 must be stored exactly once.
+with its own event id) are POSTed to the relay; a third of the way in, one process worker, the store
+and the ingest stage are killed with SIGKILL and restarted. Every event answered 200 must be stored
+exactly once.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def test_separate_processes_on_kafka_survive_sigkill_and_store_each_accepted_eve
     try:
         for role in ("store", "process", "process", "symbolicate", "ingest", "relay"):
             roles.append(_Role(config, role, tmp_path, index=len(roles)))
-        store, process_one, relay = roles[0], roles[1], roles[-1]
+        store, process_one, ingest, relay = roles[0], roles[1], roles[-2], roles[-1]
         # A worker without the relay role answers probes and /metrics, and nothing else.
         ops = f"http://127.0.0.1:{store.port}"
         assert httpx.get(f"{ops}/api/relay/healthcheck/ready/").json() == {"is_healthy": True, "reasons": []}
@@ -182,12 +183,14 @@ def test_separate_processes_on_kafka_survive_sigkill_and_store_each_accepted_eve
             futures = [pool.submit(send, event_ids[i::SENDERS]) for i in range(SENDERS)]
             while sent[0] < TOTAL // 3:
                 time.sleep(0.05)
-            # The crash: a processing worker and the store die without any chance to clean up.
-            process_one.kill()
-            store.kill()
+            # The crash: a processing worker, the store and the ingest stage die without any chance to
+            # clean up (the only ingest process: its partitions wait for it to come back).
+            crashed = [process_one, store, ingest]
+            for role in crashed:
+                role.kill()
             time.sleep(1.0)
-            process_one.start()
-            store.start()
+            for role in crashed:
+                role.start()
             for future in futures:
                 future.result()
 
