@@ -166,7 +166,7 @@ async def _announce(config: Config, pipeline: Any) -> None:
 
 @cli.group()
 def projects() -> None:
-    """List and create projects."""
+    """List and create projects, enable and disable keys, set a project's own settings."""
 
 
 @projects.command("list")
@@ -544,6 +544,8 @@ def main() -> None:
 
 from .cli_killswitches import killswitches  # noqa: E402  (late: that module imports helpers from this one)
 cli.add_command(killswitches)
+from .cli_settings import settings as project_settings  # noqa: E402  (late, as above)
+projects.add_command(project_settings)
 
 
 # -- stacked relays ------------------------------------------------------------------------------

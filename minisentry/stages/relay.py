@@ -69,6 +69,7 @@ log = logging.getLogger("minisentry.relay")
 
 if TYPE_CHECKING:
     from ..api import ReadApi
+    from ..project_settings import ProjectSettings
 
 __all__ = ["Relay"]
 
@@ -92,7 +93,7 @@ class Relay:
     """The HTTP handler and accept path. ``accept`` is also the embedded entry point (no HTTP)."""
 
     def __init__(self, config: Config, keys: ProjectKeys, outcomes: OutcomeAggregator, api: "ReadApi | None",
-                 counters: QuotaCounters | None = None) -> None:
+                 counters: QuotaCounters | None = None, *, settings: "ProjectSettings | None" = None) -> None:
         self.config = config
         self.keys = keys
         self.outcomes = outcomes
@@ -100,8 +101,10 @@ class Relay:
         self.sender: ChannelSender | None = None
         #: The on-disk spool, when configured: envelopes wait there instead of being refused.
         self.spool: DiskSpool | None = None
-        #: Quotas counted at the edge, before anything enters the pipeline.
+        #: Quotas counted at the edge, before anything enters the pipeline: the file's ``[[quotas]]``
+        #: plus each project's own (``minisentry projects settings``), when ``settings`` is given.
         self.quotas = config.quotas
+        self.settings = settings
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         # Counters from [backends] quota_counters (shared by every relay when in Redis).
         self.limiter = RateLimiter(counters if counters is not None else MemoryQuotaCounters())
@@ -213,7 +216,7 @@ class Relay:
                 announce = result.header()
             elif active := self.upstream_limits.active(project_id, key):
                 announce = format_rate_limits(active)  # categories blocked upstream, announced on the 200
-        if self.quotas:
+        if self.settings.any_quotas if self.settings is not None else self.quotas:
             envelope, local = await self._apply_quotas(envelope, project_id, key)
             announce = ", ".join(part for part in (announce, local) if part)
         if relay_id is not None:
@@ -230,10 +233,11 @@ class Relay:
         Returns the envelope with the allowed items and the ``X-Sentry-Rate-Limits`` value to put on
         the 200 (categories limited in this envelope, or fully blocked right now).
         """
-        result = await self.limiter.check(project_id, key, envelope_quantities(envelope.items), self.quotas)
+        quotas = self.settings.quotas_of(project_id) if self.settings is not None else self.quotas
+        result = await self.limiter.check(project_id, key, envelope_quantities(envelope.items), quotas)
         if result.is_limited:
             return await self._drop_limited(envelope, project_id, key, result), result.header()
-        active = self.limiter.active_limits(project_id, key, self.quotas)
+        active = self.limiter.active_limits(project_id, key, quotas)
         return envelope, format_rate_limits(active) if active else ""
 
     async def _drop_limited(self, envelope: Envelope, project_id: int, key: str, result: RateLimitResult) -> Envelope:
