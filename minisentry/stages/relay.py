@@ -4,6 +4,8 @@ Routes (trailing slash optional)::
 
     POST    /api/<project_id>/envelope/       Sentry envelopes (what every current SDK sends)
     POST    /api/<project_id>/store/          a single event as JSON (legacy SDKs)
+    POST    /api/<project_id>/minidump/       a crash reporter's multipart upload (``minidump.py``);
+                                              answered with the hyphenated event id as plain text
     GET/POST /api/<project_id>/cron/<monitor>/<key>/?status=...   a cron check-in over plain HTTP
     POST    /api/<project_id>/security/  (or /csp-report/)   browser CSP reports, key in ?sentry_key=
     OPTIONS /api/<project_id>/...             CORS preflight
@@ -52,6 +54,8 @@ from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, Me
                       PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
+from ..minidump import minidump_envelope
+from ..multipart import MultipartLimits, parse_multipart
 from ..monitors import CheckInError, parse_check_in
 from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
@@ -73,7 +77,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Relay"]
 
-_INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store)/?$")
+_INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store|minidump)/?$")
 _SECURITY_RE = re.compile(r"^/api/(\d{1,18})/(security|csp-report)/?$")
 _CRON_RE = re.compile(r"^/api/(\d{1,18})/cron/([A-Za-z0-9_-]{1,50})/([0-9a-fA-F]{32})/?$")
 _CORS = [
@@ -130,6 +134,9 @@ class Relay:
             return limits.max_envelope_bytes
         if path.endswith(("/store/", "/store")):
             return limits.max_event_bytes
+        if path.endswith(("/minidump/", "/minidump")):
+            # The files plus the event fields; the multipart parser bounds each kind on its own.
+            return limits.max_attachments_bytes + limits.max_event_bytes
         return limits.max_api_body_bytes
 
     async def handle(self, request: Request) -> Response:
@@ -138,8 +145,11 @@ class Relay:
         if match is not None:
             if request.method == "POST":
                 event_id, limits = await self._ingest(request, int(match.group(1)), match.group(2))
-                body = b'{"id":"%s"}' % event_id.encode() if event_id else _OK_EMPTY
                 headers = _CORS if not limits else [*_CORS, ("X-Sentry-Rate-Limits", limits)]
+                if match.group(2) == "minidump":
+                    # Sentry answers a minidump upload with the event id alone, hyphenated.
+                    return Response(200, str(uuid.UUID(event_id)).encode(), headers, content_type="text/plain")
+                body = b'{"id":"%s"}' % event_id.encode() if event_id else _OK_EMPTY
                 return Response(200, body, headers)
             if request.method == "OPTIONS":
                 return Response(200, b"", _PREFLIGHT)
@@ -200,7 +210,7 @@ class Relay:
             key = check_key_format(key)
             await self.keys.ensure(key)
             project_id = self.keys.project_of(key, project_id)
-        envelope = self._parse(request.body, endpoint)
+        envelope = self._parse(request.body, endpoint, request.headers.get("content-type"))
         if key is None:
             dsn_key = key_from_dsn(envelope.headers.get("dsn"))
             if dsn_key is None:
@@ -301,12 +311,17 @@ class Relay:
                           remote_addr=request.remote_addr)
         return check_in.check_in_id
 
-    def _parse(self, body: bytes, endpoint: str) -> Envelope:
+    def _parse(self, body: bytes, endpoint: str, content_type: str | None = None) -> Envelope:
+        limits = self.config.limits
         if endpoint == "envelope":
             envelope = parse_envelope(body)
+        elif endpoint == "minidump":
+            parts = parse_multipart(body, content_type, MultipartLimits(
+                max_parts=limits.max_attachments_per_envelope + 32, max_file_bytes=limits.max_attachments_bytes,
+                max_field_bytes=limits.max_event_bytes))
+            envelope = minidump_envelope(parts)
         else:
-            envelope = _store_body_to_envelope(body, self.config.limits.max_event_bytes)
-        limits = self.config.limits
+            envelope = _store_body_to_envelope(body, limits.max_event_bytes)
         attachments = attachment_bytes = 0
         for item in envelope.items:
             if item.type in ("event", "transaction", "security") and len(item.payload) > limits.max_event_bytes:
