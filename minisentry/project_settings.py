@@ -113,6 +113,8 @@ class ProjectSettings:
         self._lock = threading.Lock()
         self.max_compiled = max_compiled
         self.version: int | None = None
+        # Asked for every envelope: kept up to date on reload instead of scanning the projects.
+        self._any_quotas = bool(quotas)
 
     @classmethod
     def from_config(cls, config: Any, load: Callable[[], Mapping[int, Mapping[str, Any]]] | None = None
@@ -137,7 +139,7 @@ class ProjectSettings:
     @property
     def any_quotas(self) -> bool:
         """True if the file or any project has quotas (so the relay must check envelopes)."""
-        return bool(self.defaults["quotas"]) or any("quotas" in s for s in self._stored.values())
+        return self._any_quotas
 
     def _of(self, project_id: int, section: str) -> Any:
         stored = self._stored.get(project_id)
@@ -174,6 +176,7 @@ class ProjectSettings:
                 if (old.get(project_id) or {}).get(section) != (stored.get(project_id) or {}).get(section):
                     del self._compiled[(project_id, section)]
             self._stored = stored
+            self._any_quotas = bool(self.defaults["quotas"]) or any("quotas" in s for s in stored.values())
 
     def reload(self) -> None:
         """Read the overrides from the store now. Blocks on the store; raises what ``load`` raises."""
