@@ -41,6 +41,7 @@ from .metrics import Health, health_of, render
 from .ops import OpsHandler
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
+from .project_settings import ProjectSettings
 from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
 from .stages.store import write_side_records, write_side_records_blocking
 from .stages.relay import Relay
@@ -94,6 +95,8 @@ class Pipeline:
         self.context: StageContext | None = None
         self.lanes: LaneSelector | None = None
         self.killswitches = KillSwitches()
+        #: Effective filters, scrubbing and quotas per project (the file's sections + the store's overrides).
+        self.settings: ProjectSettings | None = None
         self._watch_scopes: list[anyio.CancelScope] = []
         self.spool: DiskSpool | None = None
         self._spool_scope = anyio.CancelScope()
@@ -140,13 +143,16 @@ class Pipeline:
         channel_factory = self._bound_channels or backend
         self.channels = {edge: channel_factory(edge, config.channels.capacity_of(edge)) for edge in _CHANNELS}
         self.lanes = make_lane_selector(config.lanes)
+        # A store without per-project settings (a plugin's) leaves the file's sections for everyone.
+        self.settings = ProjectSettings.from_config(config, getattr(self._read_store, "project_settings", None))
 
         self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
                                     lanes=self.lanes, killswitches=self.killswitches, sessions=SessionAggregator(),
-                                    check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000))
+                                    check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000),
+                                    settings=self.settings)
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
-        self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters)
+        self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters, settings=self.settings)
 
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
@@ -154,6 +160,7 @@ class Pipeline:
             # Kill-switch values are in place before the first event flows, then followed live.
             await self._task_group.start(self._watch_killswitches)
             await self._task_group.start(self._watch_keys, keys)
+            await self._task_group.start(self._watch_settings)
             await self._task_group.start(self._watch_lane_overrides)
             if "store" in self.roles:
                 self._task_group.start_soon(self._monitor_clock)
@@ -288,6 +295,12 @@ class Pipeline:
         with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
             await keys.watch(self._read_store.config_version, interval=self.config.backends.poll_interval, wake=wake,
                              task_status=task_status)
+
+    async def _watch_settings(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        """Follow per-project settings (``minisentry projects settings``): same version counter as the keys."""
+        with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
+            await self.settings.watch(self._read_store.config_version, interval=self.config.backends.poll_interval,
+                                      wake=wake, task_status=task_status)
 
     async def _watch_lane_overrides(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         """Apply operators' lane pins from the store (``minisentry lanes force``) as they change."""

@@ -91,7 +91,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 @cli.group()
 def projects() -> None:
-    """List and create projects."""
+    """List and create projects, enable and disable keys, set a project's own settings."""
 
 
 @projects.command("list")
@@ -471,6 +471,8 @@ from .cli_killswitches import killswitches  # noqa: E402  (late: that module imp
 from .cli_serve import serve  # noqa: E402
 cli.add_command(killswitches)
 cli.add_command(serve)
+from .cli_settings import settings as project_settings  # noqa: E402  (late, as above)
+projects.add_command(project_settings)
 
 
 # -- stacked relays ------------------------------------------------------------------------------

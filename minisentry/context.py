@@ -18,7 +18,9 @@ class StageContext:
 
     ``store`` is the event store (blocking methods: call them in a worker thread). ``hooks`` is the
     pipeline's pluggy hook relay. ``lanes`` is the slow-lane selector, ``killswitches`` the current kill-switch values, ``sessions`` the release-health counts and
-    ``check_ins`` the cron check-ins and ``logs`` the log records waiting for the store. ``stored`` counts events the store wrote (new rows only).
+    ``check_ins`` the cron check-ins and ``logs`` the log records waiting for the store. ``settings``
+    is the per-project effective filters/scrubbing/quotas (``project_settings.ProjectSettings``;
+    None: the config file's sections apply to every project). ``stored`` counts events the store wrote (new rows only).
     """
 
     config: Config
@@ -30,6 +32,7 @@ class StageContext:
     sessions: Any = None
     check_ins: Any = None
     logs: Any = None
+    settings: Any = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("minisentry"))
     stored: int = 0
     duplicates: int = 0

@@ -9,7 +9,8 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     ├── PluginError                 a plugin failed to load or registered something invalid
     ├── RequestError                the client sent something we refuse; carries an HTTP status
     │   ├── BadRequest              400: malformed HTTP, envelope, JSON or encoding
-    │   │   └── InvalidEnvelope     400: the envelope framing or headers are broken
+    │   │   ├── InvalidEnvelope     400: the envelope framing or headers are broken
+    │   │   └── InvalidMultipart    400: a multipart/form-data body (minidump upload) is broken
     │   ├── AuthMissing             401: no credentials at all
     │   ├── RelayAuthFailed         401: a relay's signature is missing, malformed, wrong or stale
     │   ├── AuthForbidden           403: unknown/disabled key, or a key of another project
@@ -42,6 +43,7 @@ __all__ = [
     "RequestError",
     "BadRequest",
     "InvalidEnvelope",
+    "InvalidMultipart",
     "AuthMissing",
     "RelayAuthFailed",
     "AuthForbidden",
@@ -105,6 +107,12 @@ class InvalidEnvelope(BadRequest):
     """400: the envelope's framing, headers or item lengths are broken."""
 
     reason = "invalid_envelope"
+
+
+class InvalidMultipart(BadRequest):
+    """400: a multipart/form-data body (a minidump upload) is malformed or misses its minidump."""
+
+    reason = "invalid_multipart"
 
 
 class AuthMissing(RequestError):

@@ -25,6 +25,7 @@ from ..errors import NotFound, StorageError
 from ..messages import ProcessedEvent
 from ..outcomes import Outcome, OutcomeRow, category_of_item
 from ..schedules import parse_schedule
+from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 
 __all__ = ["SqliteStore"]
 
@@ -36,14 +37,15 @@ __all__ = ["SqliteStore"]
 # 7: adds attachments (files sent with events).
 # 8: adds monitors and check_ins (cron monitoring).
 # 9: adds logs (records of log item containers).
-_SCHEMA_VERSION = 9
+# 10: adds project_settings (per-project filters, scrubbing, quotas), bumping config_version.
+_SCHEMA_VERSION = 10
 
 
 def _now() -> float:
     return time.time()
 
 
-class SqliteStore:
+class SqliteStore(ProjectSettingsMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -185,6 +187,7 @@ class SqliteStore:
             for action in ("INSERT", "UPDATE", "DELETE"):
                 db.execute(f"CREATE TRIGGER IF NOT EXISTS bump_config_{table}_{action.lower()} AFTER {action} ON {table} "
                            "BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END")
+        create_project_settings_table(db)
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
@@ -286,7 +289,7 @@ class SqliteStore:
         self._run(run)
 
     def config_version(self) -> int:
-        """Return the counter bumped by every change of projects and keys (0 on a file without one)."""
+        """Return the counter bumped by every change of projects, keys and project settings (0 on a file without one)."""
 
         def run(conn: sqlite3.Connection) -> int:
             try:

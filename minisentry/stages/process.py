@@ -4,7 +4,8 @@ Normalization uses ``sentry_relay.StoreNormalizer`` (Sentry's Rust normalizer, w
 payload once); inbound filters drop what the project does not want (``[filters]``, outcome
 ``filtered`` with Sentry's reason key); then the event is scrubbed of PII (``scrubbing.py``, ``[scrubbing]``: an event that
 cannot be scrubbed is never stored, outcome ``invalid``/``scrubbing_failed``); grouping uses
-``grouping.compute_grouping``. Work is taken in batches of whatever is
+``grouping.compute_grouping``. Filters and scrubbing are each project's effective settings (the
+file's sections merged with the project's stored ones, ``project_settings.py``), looked up per batch. Work is taken in batches of whatever is
 buffered (up to ``BATCH``) and done in a worker thread: the Rust normalizer releases the GIL, so on
 a machine with a spare core the event loop keeps accepting requests meanwhile.
 
@@ -211,21 +212,34 @@ def _feedback(message: EventMessage) -> ProcessedEvent | Rejected:
                           received=message.received, timestamp=message.received, data=data, level="info")
 
 
-def _process_batch(messages: list[EventMessage], switches: Any, scrubbing: ScrubbingSettings | None,
-                   filters: FilterSettings | None) -> list[ProcessedEvent | Rejected]:
-    return [process_event(message, switches, scrubbing, filters) for message in messages]
+#: Per project in a batch: the (scrubbing, filters) settings to apply to its events.
+BatchSettings = dict[int, tuple[ScrubbingSettings | None, FilterSettings | None]]
 
 
-def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | None,
-                            scrubbing: ScrubbingSettings | None, filters: FilterSettings | None) -> list:
+def _process_batch(messages: list[EventMessage], switches: Any, settings: BatchSettings) -> list[ProcessedEvent | Rejected]:
+    return [process_event(message, switches, *settings[message.project_id]) for message in messages]
+
+
+def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | None, settings: BatchSettings) -> list:
     """Process a batch in a worker process (see ``stages.process_workers``). Blocks on CPU.
 
-    Returns the results with each event's JSON already serialized: sending bytes back costs far
-    less than pickling the event dict, and the store writes those bytes as they are.
+    ``settings`` holds each project's (scrubbing, filters) — plain picklable data; the compiled
+    scrubbers and patterns are cached per value in each worker. Returns the results with each
+    event's JSON already serialized: sending bytes back costs far less than pickling the event
+    dict, and the store writes those bytes as they are.
     """
     switches = KillSwitches(switch_values) if switch_values else None
     return [summarize(result) if isinstance(result, ProcessedEvent) else result
-            for result in _process_batch(messages, switches, scrubbing, filters)]
+            for result in _process_batch(messages, switches, settings)]
+
+
+def batch_settings(messages: list[EventMessage], ctx: StageContext) -> BatchSettings:
+    """Each project's effective (scrubbing, filters) for the events of a batch. Never blocks on I/O."""
+    project_settings = ctx.settings
+    if project_settings is None:
+        return {m.project_id: (ctx.config.scrubbing, ctx.config.filters) for m in messages}
+    return {pid: (project_settings.scrubbing_of(pid), project_settings.filters_of(pid))
+            for pid in {m.project_id for m in messages}}
 
 
 class ProcessStage:
@@ -244,21 +258,21 @@ class ProcessStage:
 
     async def _run_batch(self, messages: list[EventMessage], ctx: StageContext) -> list:
         switches = ctx.killswitches
-        scrubbing, filters = ctx.config.scrubbing, ctx.config.filters
+        settings = batch_settings(messages, ctx)
         if self._limiter is None:
-            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing, filters)
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches, settings)
         # Attachments are not needed to process an event: don't ship them to the workers.
         messages = [replace(m, attachments=[]) if m.attachments else m for m in messages]
         values = None
         if switches is not None and any(switches.enabled(name) for name in _WORKER_SWITCHES):
             values = {name: switches.conditions(name) for name in _WORKER_SWITCHES}
         try:
-            return await anyio.to_process.run_sync(process_batch_in_worker, messages, values, scrubbing, filters,
+            return await anyio.to_process.run_sync(process_batch_in_worker, messages, values, settings,
                                                    limiter=self._limiter)
         except BrokenWorkerProcess:
             # A worker that died (killed, out of memory) must not lose the batch: do it here.
             log.exception("a process worker broke; processing its batch of %d in this process", len(messages))
-            return await anyio.to_thread.run_sync(_process_batch, messages, switches, scrubbing, filters)
+            return await anyio.to_thread.run_sync(_process_batch, messages, switches, settings)
 
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""

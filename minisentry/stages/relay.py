@@ -4,6 +4,8 @@ Routes (trailing slash optional)::
 
     POST    /api/<project_id>/envelope/       Sentry envelopes (what every current SDK sends)
     POST    /api/<project_id>/store/          a single event as JSON (legacy SDKs)
+    POST    /api/<project_id>/minidump/       a crash reporter's multipart upload (``minidump.py``);
+                                              answered with the hyphenated event id as plain text
     GET/POST /api/<project_id>/cron/<monitor>/<key>/?status=...   a cron check-in over plain HTTP
     POST    /api/<project_id>/security/  (or /csp-report/)   browser CSP reports, key in ?sentry_key=
     OPTIONS /api/<project_id>/...             CORS preflight
@@ -52,6 +54,8 @@ from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, Me
                       PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
+from ..minidump import minidump_envelope
+from ..multipart import MultipartLimits, parse_multipart
 from ..monitors import CheckInError, parse_check_in
 from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
@@ -69,10 +73,11 @@ log = logging.getLogger("minisentry.relay")
 
 if TYPE_CHECKING:
     from ..api import ReadApi
+    from ..project_settings import ProjectSettings
 
 __all__ = ["Relay"]
 
-_INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store)/?$")
+_INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store|minidump)/?$")
 _SECURITY_RE = re.compile(r"^/api/(\d{1,18})/(security|csp-report)/?$")
 _CRON_RE = re.compile(r"^/api/(\d{1,18})/cron/([A-Za-z0-9_-]{1,50})/([0-9a-fA-F]{32})/?$")
 _CORS = [
@@ -92,7 +97,7 @@ class Relay:
     """The HTTP handler and accept path. ``accept`` is also the embedded entry point (no HTTP)."""
 
     def __init__(self, config: Config, keys: ProjectKeys, outcomes: OutcomeAggregator, api: "ReadApi | None",
-                 counters: QuotaCounters | None = None) -> None:
+                 counters: QuotaCounters | None = None, *, settings: "ProjectSettings | None" = None) -> None:
         self.config = config
         self.keys = keys
         self.outcomes = outcomes
@@ -100,8 +105,10 @@ class Relay:
         self.sender: ChannelSender | None = None
         #: The on-disk spool, when configured: envelopes wait there instead of being refused.
         self.spool: DiskSpool | None = None
-        #: Quotas counted at the edge, before anything enters the pipeline.
+        #: Quotas counted at the edge, before anything enters the pipeline: the file's ``[[quotas]]``
+        #: plus each project's own (``minisentry projects settings``), when ``settings`` is given.
         self.quotas = config.quotas
+        self.settings = settings
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         # Counters from [backends] quota_counters (shared by every relay when in Redis).
         self.limiter = RateLimiter(counters if counters is not None else MemoryQuotaCounters())
@@ -127,6 +134,9 @@ class Relay:
             return limits.max_envelope_bytes
         if path.endswith(("/store/", "/store")):
             return limits.max_event_bytes
+        if path.endswith(("/minidump/", "/minidump")):
+            # The files plus the event fields; the multipart parser bounds each kind on its own.
+            return limits.max_attachments_bytes + limits.max_event_bytes
         return limits.max_api_body_bytes
 
     async def handle(self, request: Request) -> Response:
@@ -135,8 +145,11 @@ class Relay:
         if match is not None:
             if request.method == "POST":
                 event_id, limits = await self._ingest(request, int(match.group(1)), match.group(2))
-                body = b'{"id":"%s"}' % event_id.encode() if event_id else _OK_EMPTY
                 headers = _CORS if not limits else [*_CORS, ("X-Sentry-Rate-Limits", limits)]
+                if match.group(2) == "minidump":
+                    # Sentry answers a minidump upload with the event id alone, hyphenated.
+                    return Response(200, str(uuid.UUID(event_id)).encode(), headers, content_type="text/plain")
+                body = b'{"id":"%s"}' % event_id.encode() if event_id else _OK_EMPTY
                 return Response(200, body, headers)
             if request.method == "OPTIONS":
                 return Response(200, b"", _PREFLIGHT)
@@ -197,7 +210,7 @@ class Relay:
             key = check_key_format(key)
             await self.keys.ensure(key)
             project_id = self.keys.project_of(key, project_id)
-        envelope = self._parse(request.body, endpoint)
+        envelope = self._parse(request.body, endpoint, request.headers.get("content-type"))
         if key is None:
             dsn_key = key_from_dsn(envelope.headers.get("dsn"))
             if dsn_key is None:
@@ -213,7 +226,7 @@ class Relay:
                 announce = result.header()
             elif active := self.upstream_limits.active(project_id, key):
                 announce = format_rate_limits(active)  # categories blocked upstream, announced on the 200
-        if self.quotas:
+        if self.settings.any_quotas if self.settings is not None else self.quotas:
             envelope, local = await self._apply_quotas(envelope, project_id, key)
             announce = ", ".join(part for part in (announce, local) if part)
         if relay_id is not None:
@@ -230,10 +243,11 @@ class Relay:
         Returns the envelope with the allowed items and the ``X-Sentry-Rate-Limits`` value to put on
         the 200 (categories limited in this envelope, or fully blocked right now).
         """
-        result = await self.limiter.check(project_id, key, envelope_quantities(envelope.items), self.quotas)
+        quotas = self.settings.quotas_of(project_id) if self.settings is not None else self.quotas
+        result = await self.limiter.check(project_id, key, envelope_quantities(envelope.items), quotas)
         if result.is_limited:
             return await self._drop_limited(envelope, project_id, key, result), result.header()
-        active = self.limiter.active_limits(project_id, key, self.quotas)
+        active = self.limiter.active_limits(project_id, key, quotas)
         return envelope, format_rate_limits(active) if active else ""
 
     async def _drop_limited(self, envelope: Envelope, project_id: int, key: str, result: RateLimitResult) -> Envelope:
@@ -297,12 +311,17 @@ class Relay:
                           remote_addr=request.remote_addr)
         return check_in.check_in_id
 
-    def _parse(self, body: bytes, endpoint: str) -> Envelope:
+    def _parse(self, body: bytes, endpoint: str, content_type: str | None = None) -> Envelope:
+        limits = self.config.limits
         if endpoint == "envelope":
             envelope = parse_envelope(body)
+        elif endpoint == "minidump":
+            parts = parse_multipart(body, content_type, MultipartLimits(
+                max_parts=limits.max_attachments_per_envelope + 32, max_file_bytes=limits.max_attachments_bytes,
+                max_field_bytes=limits.max_event_bytes))
+            envelope = minidump_envelope(parts)
         else:
-            envelope = _store_body_to_envelope(body, self.config.limits.max_event_bytes)
-        limits = self.config.limits
+            envelope = _store_body_to_envelope(body, limits.max_event_bytes)
         attachments = attachment_bytes = 0
         for item in envelope.items:
             if item.type in ("event", "transaction", "security") and len(item.payload) > limits.max_event_bytes:

@@ -42,8 +42,16 @@ async def _until_written(ctx: StageContext, what: str, write: Any, *args: Any) -
 
 def _side_writers(ctx: StageContext) -> list[tuple[Any, Any]]:
     def write_logs(records: list) -> None:
-        # Logs carry user data like events do: scrubbed (in this worker thread) before they are stored.
-        ctx.store.write_logs(scrub_logs(records, ctx.config.scrubbing))
+        # Logs carry user data like events do: scrubbed (in this worker thread) before they are stored,
+        # each with its project's effective scrubbing settings.
+        if ctx.settings is None:
+            ctx.store.write_logs(scrub_logs(records, ctx.config.scrubbing))
+            return
+        by_project: dict[int, list] = {}
+        for record in records:
+            by_project.setdefault(record.project_id, []).append(record)
+        ctx.store.write_logs([scrubbed for project_id, group in by_project.items()
+                              for scrubbed in scrub_logs(group, ctx.settings.scrubbing_of(project_id))])
 
     return [(ctx.sessions, ctx.store.write_sessions), (ctx.check_ins, ctx.store.record_check_ins),
             (ctx.logs, write_logs)]
