@@ -21,6 +21,8 @@ import anyio
 import pluggy
 
 from .api import ReadApi
+from .artifacts import ArtifactStore
+from .uploadapi import UploadApi
 from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
 from .config import Config
@@ -98,6 +100,8 @@ class Pipeline:
         #: Edge relays only (``[upstream] url``): forwards instead of the ingest..store stages.
         self.forwarder: Forwarder | None = None
         self._read_store: Any = None
+        #: Uploaded source maps (relay role): chunks, bundles and their index (artifacts.py).
+        self.artifacts: ArtifactStore | None = None
         self._bound_channels: Any = None
         self._producer_scope = anyio.CancelScope()
         self._task_group: Any = None
@@ -144,6 +148,9 @@ class Pipeline:
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters)
+        if "relay" in self.roles and not config.upstream.url:
+            self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
+            self.relay.uploads = UploadApi(config, self.artifacts, self._read_store)
 
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
