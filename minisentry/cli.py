@@ -543,7 +543,9 @@ def main() -> None:
 
 
 from .cli_killswitches import killswitches  # noqa: E402  (late: that module imports helpers from this one)
+from .cli_sourcemaps import sourcemaps  # noqa: E402
 cli.add_command(killswitches)
+cli.add_command(sourcemaps)
 
 
 # -- stacked relays ------------------------------------------------------------------------------

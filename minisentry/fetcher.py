@@ -131,12 +131,21 @@ class Fetcher:
                     return urljoin(url, response.headers["location"])
                 if response.status_code != 200:
                     raise FetchError(f"{url[:200]} answered {response.status_code}", kind="js_invalid_http_code")
+                limit = self.config.fetch_max_bytes
+                too_large = FetchError(f"{url[:200]} exceeds {limit} bytes", kind="fetch_too_large")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise too_large
                 body = bytearray()
+                over = False
+                # Without a Content-Length the rest is read and dropped (memory stays bounded; the
+                # fetch timeout bounds the time): leaving httpx's stream early leaks its generators.
                 async for piece in response.aiter_bytes():
-                    body += piece
-                    if len(body) > self.config.fetch_max_bytes:
-                        raise FetchError(f"{url[:200]} exceeds {self.config.fetch_max_bytes} bytes",
-                                         kind="fetch_too_large")
+                    if not over:
+                        body += piece
+                        over = len(body) > limit
+                if over:
+                    raise too_large
                 self.fetched += 1
                 return Fetched(url, bytes(body), {k.lower(): v for k, v in response.headers.items()})
         except httpx.HTTPError as exc:
