@@ -3,7 +3,7 @@
 No I/O here; ``jssymbolicate.py`` finds the files and calls these. Frame fields are set the way
 Sentry does after source-map processing: ``abs_path``, ``filename``, ``module``, ``function``,
 ``lineno``/``colno`` (1-based), ``context_line``/``pre_context``/``post_context`` and
-``data.sourcemap`` (the map's URL) with ``data.resolved_with`` (debug-id, release or scraping).
+``data.sourcemap`` (the map's URL).
 """
 
 from __future__ import annotations
@@ -167,7 +167,9 @@ def apply_token(frame: dict[str, Any], token: Any, *, base: str, map_url: str, r
     frame["lineno"] = token.src_line + 1
     frame["colno"] = token.src_col + 1
     data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
-    frame["data"] = {**data, "sourcemap": map_url, "resolved_with": resolved_with, "symbolicated": True}
+    # Only ``sourcemap`` survives normalization (Relay's frame data schema); how the map was found
+    # is in the symbolicator's counters, not the event.
+    frame["data"] = {**data, "sourcemap": map_url}
     for name in ("context_line", "pre_context", "post_context"):
         frame.pop(name, None)  # the minified file's lines say nothing about the original
     if source_view is None:
