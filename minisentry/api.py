@@ -27,7 +27,7 @@ from .errors import AuthForbidden, AuthMissing, BadRequest, MethodNotAllowed, No
 from .httpserver import Request, Response
 from .stats import stats_v2
 
-__all__ = ["ReadApi", "issue_to_api", "event_to_api"]
+__all__ = ["ReadApi", "issue_to_api", "event_to_api", "check_bearer"]
 
 _ISSUES_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/issues/?$")
 _LATEST_RE = re.compile(r"^/api/0/issues/(\d{1,18})/events/latest/?$")
@@ -35,6 +35,17 @@ _STATS_RE = re.compile(r"^/api/0/organizations/([\w.-]+)/stats_v2/?$")
 _ATTACHMENTS_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/?$")
 _ATTACHMENT_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/(\d{1,18})/?$")
 _MAX_LIMIT = 100
+
+
+def check_bearer(request: Request, tokens: list[bytes]) -> None:
+    """Check ``Authorization: Bearer <token>`` against ``tokens``. Raises AuthMissing (401), AuthForbidden (403)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthMissing("authentication credentials were not provided")
+    given = token.strip().encode()
+    if not any(hmac.compare_digest(given, known) for known in tokens):
+        raise AuthForbidden("invalid token")
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -115,13 +126,7 @@ class ReadApi:
         self.tokens = [token.encode() for token in tokens]
 
     def _authorize(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthMissing("authentication credentials were not provided")
-        given = token.strip().encode()
-        if not any(hmac.compare_digest(given, known) for known in self.tokens):
-            raise AuthForbidden("invalid token")
+        check_bearer(request, self.tokens)
 
     async def handle(self, request: Request) -> Response:
         """Answer one API request. Raises RequestError (401, 403, 404, 405, 400)."""

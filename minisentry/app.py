@@ -21,6 +21,8 @@ import anyio
 import pluggy
 
 from .api import ReadApi
+from .artifacts import ArtifactStore
+from .uploadapi import UploadApi
 from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
 from .config import Config
@@ -104,6 +106,10 @@ class Pipeline:
         #: Edge relays only (``[upstream] url``): forwards instead of the ingest..store stages.
         self.forwarder: Forwarder | None = None
         self._read_store: Any = None
+        #: Uploaded source maps (relay role): chunks, bundles and their index (artifacts.py).
+        self.artifacts: ArtifactStore | None = None
+        #: The bound symbolicators the symbolicate stage runs.
+        self.symbolicators: list[Any] = []
         self._bound_channels: Any = None
         self._producer_scope = anyio.CancelScope()
         self._task_group: Any = None
@@ -153,6 +159,9 @@ class Pipeline:
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters, settings=self.settings)
+        if "relay" in self.roles and not config.upstream.url:
+            self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
+            self.relay.uploads = UploadApi(config, self.artifacts, self._read_store)
 
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
@@ -171,6 +180,8 @@ class Pipeline:
             if config.upstream.url:
                 await self._start_forwarder()
             else:
+                if "symbolicate" in self.roles:
+                    self.symbolicators = await anyio.to_thread.run_sync(self._bind_symbolicators)
                 self._start_stages()
             if "relay" in self.roles:
                 self.relay.sender = self.channels["ingest"].sender()
@@ -206,6 +217,16 @@ class Pipeline:
         self._started = time.monotonic()
         return self
 
+    def _bind_symbolicators(self) -> list[Any]:
+        """The registered symbolicators; one with ``bind(config)`` is bound first (None: left out). Blocks."""
+        bound = []
+        for symbolicator in collect(self.pm, "minisentry_register_symbolicators").values():
+            if hasattr(symbolicator, "bind"):
+                symbolicator = symbolicator.bind(self.config)
+            if symbolicator is not None:
+                bound.append(symbolicator)
+        return bound
+
     def _start_stages(self) -> None:
         """Start every stage's workers; the whole topology is here.
 
@@ -214,7 +235,7 @@ class Pipeline:
         """
         assert self.context is not None
         channels, concurrency, lanes = self.channels, self.config.stages.concurrency_of, self.lanes
-        symbolicate = SymbolicateStage(list(collect(self.pm, "minisentry_register_symbolicators").values()))
+        symbolicate = SymbolicateStage(self.symbolicators)
         roles = self.roles
         workers: list[tuple[Any, Any, Any, str]] = []
         for _ in range(concurrency("ingest") if "ingest" in roles else 0):
@@ -392,6 +413,9 @@ class Pipeline:
                 log.warning("drain did not finish within %.1fs; in-flight work was cancelled",
                             self.config.stages.drain_timeout)
             with anyio.CancelScope(shield=True):
+                for symbolicator in self.symbolicators:
+                    if hasattr(symbolicator, "aclose"):
+                        await symbolicator.aclose()
                 await anyio.to_thread.run_sync(self._close_stores)
 
     async def _stop_accepting(self) -> None:
@@ -482,6 +506,11 @@ class Pipeline:
         if self.spool is not None:
             counters["minisentry_spool_messages"] = (len(self.spool), "Envelopes waiting in the on-disk spool.")
             counters["minisentry_spool_bytes"] = (self.spool.size_bytes, "Bytes waiting in the on-disk spool.")
+        for symbolicator in self.symbolicators:
+            if hasattr(symbolicator, "statistics"):
+                for name, value in symbolicator.statistics().items():
+                    counters[f"minisentry_symbolicator_{symbolicator.name}_{name}"] = (
+                        value, f"Symbolicator {symbolicator.name}: {name.replace('_', ' ')}.")
         stats = self.statistics()
         return render(stats, counters, self.health(stats).ready)
 

@@ -22,6 +22,7 @@ from .quotas import quotas_from_config
 from .relayauth import parse_public_key
 from .config_scaling import (BackendsConfig, KafkaConfig, RedisConfig, RelayConfig, UpstreamConfig,
                              _validate_backends, _validate_kafka, check_upstream)
+from .config_sourcemaps import SourcemapsConfig, validate_sourcemaps
 from .filters import FilterSettings
 from .scrubbing import ScrubbingSettings
 
@@ -40,6 +41,7 @@ __all__ = [
     "BackendsConfig",
     "UpstreamConfig",
     "RelayConfig",
+    "SourcemapsConfig",
     "check_upstream",
     "load_config",
     "config_from_dict",
@@ -174,6 +176,7 @@ class Config:
     backends: BackendsConfig = field(default_factory=BackendsConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    sourcemaps: SourcemapsConfig = field(default_factory=SourcemapsConfig)
     relays: list[RelayConfig] = field(default_factory=list)
     quotas: tuple[Any, ...] = ()
     scrubbing: Any = field(default_factory=lambda: ScrubbingSettings())
@@ -253,6 +256,12 @@ def config_from_dict(
     spool_path = config.spool.path
     if spool_path is not None and not spool_path.is_absolute():
         config = config.replace(spool={"path": (base_dir / spool_path).resolve()})
+    artifacts = config.sourcemaps.path
+    if artifacts is None:
+        # Uploads live next to the event store unless configured otherwise.
+        config = config.replace(sourcemaps={"path": config.storage.path.parent / "artifacts"})
+    elif not artifacts.is_absolute():
+        config = config.replace(sourcemaps={"path": (base_dir / artifacts).resolve()})
     credentials = config.upstream.credentials
     if credentials is not None and not credentials.is_absolute():
         config = config.replace(upstream={"credentials": (base_dir / credentials).resolve()})
@@ -386,6 +395,7 @@ def _validate(config: Config, label: str) -> None:
     if both:
         raise ConfigError(f"{label}: lanes.force_slow and lanes.force_fast both name project(s) {sorted(both)}")
     _validate_backends(config, label, positive)
+    validate_sourcemaps(config, label, positive)
     seen_ids: set[int] = set()
     seen_slugs: set[str] = set()
     seen_keys: set[str] = set()

@@ -27,6 +27,9 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── BackendFull             a bounded backend is at its configured limit and refused the data
     ├── UpstreamError               the upstream minisentry (``[upstream]``) could not be reached or refused
     ├── ScrubbingError              Relay could not scrub an event: it is never stored
+    ├── ArtifactError               an uploaded bundle or a source file is unusable (bad zip, bad map, too big)
+    ├── FetchError                  fetching a source file over HTTP failed (status, size, time, transport)
+    │   └── FetchRefused            ... refused by the SSRF policy (address, host, scheme) before connecting
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
 Per-item failures (an event that cannot be normalized) are *not* exceptions that stop a stage: they
@@ -60,6 +63,9 @@ __all__ = [
     "BackendFull",
     "UpstreamError",
     "ScrubbingError",
+    "ArtifactError",
+    "FetchError",
+    "FetchRefused",
     "PipelineError",
 ]
 
@@ -224,6 +230,26 @@ class ScrubbingError(MinisentryError):
     """Relay could not scrub an event; it must not be stored (outcome ``invalid``, ``reason``)."""
 
     reason = "scrubbing_failed"
+
+
+class ArtifactError(MinisentryError):
+    """An uploaded bundle or a source file cannot be used; ``kind`` is the event error type it becomes."""
+
+    def __init__(self, detail: str, *, kind: str = "js_invalid_source") -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+class FetchError(MinisentryError):
+    """Fetching a minified file or source map failed; ``kind`` is the event error type it becomes."""
+
+    def __init__(self, detail: str, *, kind: str = "fetch_generic_error") -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+class FetchRefused(FetchError):
+    """The fetcher's SSRF policy refused a URL (scheme, host or resolved address) before connecting."""
 
 
 class PipelineError(MinisentryError):

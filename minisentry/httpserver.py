@@ -28,7 +28,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 import anyio
 import httptools

@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
     "minisentry.plugins.sqlite_store",
     "minisentry.plugins.memory_backends",
     "minisentry.plugins.redis_backends",
+    "minisentry.plugins.javascript",
 )
 ENTRY_POINT_GROUP = "minisentry"
 

@@ -13,6 +13,8 @@ Routes (trailing slash optional)::
     GET     /api/relay/healthcheck/ready/     the pipeline accepts events (503 with reasons if not)
     GET     /metrics                          channel statistics and counters (Prometheus text)
     GET     /api/0/...                        the read API (see api.py)
+    GET/POST /api/0/organizations/<org>/chunk-upload/, POST .../artifactbundle/assemble/
+                                              source-map uploads by sentry-cli (see uploadapi.py)
 
 Per request: size limits (after decompression, while streaming), authentication, envelope parsing,
 per-item size checks, quotas (``[[quotas]]``: items over quota are dropped as ``rate_limited``; an
@@ -74,6 +76,7 @@ log = logging.getLogger("minisentry.relay")
 if TYPE_CHECKING:
     from ..api import ReadApi
     from ..project_settings import ProjectSettings
+    from ..uploadapi import UploadApi
 
 __all__ = ["Relay"]
 
@@ -123,6 +126,8 @@ class Relay:
         #: Set by the Pipeline: the readiness verdict and the Prometheus text for /metrics.
         self.health: Callable[[], Health] = lambda: Health(self.ready, () if self.ready else ("not running",))
         self.metrics: Callable[[], str] | None = None
+        #: Source-map uploads (sentry-cli's chunk upload, see uploadapi.py); set by the Pipeline.
+        self.uploads: "UploadApi | None" = None
 
     # -- Handler protocol -----------------------------------------------------------------------
 
@@ -137,6 +142,8 @@ class Relay:
         if path.endswith(("/minidump/", "/minidump")):
             # The files plus the event fields; the multipart parser bounds each kind on its own.
             return limits.max_attachments_bytes + limits.max_event_bytes
+        if self.uploads is not None and self.uploads.matches(path):
+            return self.uploads.body_limit(request)
         return limits.max_api_body_bytes
 
     async def handle(self, request: Request) -> Response:
@@ -180,6 +187,8 @@ class Relay:
             return Response(200, self.metrics().encode(), content_type="text/plain; version=0.0.4")
         if request.path.startswith("/api/0/relays/"):
             return await self.relay_api.handle(request)
+        if self.uploads is not None and self.uploads.matches(request.path):
+            return await self.uploads.handle(request)
         if request.path.startswith("/api/0/") and self.api is not None:
             return await self.api.handle(request)
         raise NotFound(f"no route for {request.path}")
