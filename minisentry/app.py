@@ -40,6 +40,8 @@ from .spool import DiskSpool, drain, encode_envelope_message
 from .lanes import LaneSelector, make_lane_selector
 from .lane_overrides import follow_lane_overrides
 from .metrics import Health, health_of, render
+from .pipeline_metrics import counters_of
+from .edge import start_edge_relay
 from .ops import OpsHandler
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
@@ -48,11 +50,6 @@ from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
 from .stages.store import write_side_records, write_side_records_blocking
 from .stages.relay import Relay
 from .stages.routing import DemotingReceiver, LaneRouter
-from .forwarder import Forwarder
-from .projectconfigs import UpstreamProjectKeys
-from .relayauth import load_credentials
-from .upstream import UpstreamClient
-from .upstreamlimits import UpstreamLimits
 
 __all__ = ["Pipeline"]
 
@@ -104,7 +101,7 @@ class Pipeline:
         self._spool_scope = anyio.CancelScope()
         self._salvage: Any = None
         #: Edge relays only (``[upstream] url``): forwards instead of the ingest..store stages.
-        self.forwarder: Forwarder | None = None
+        self.forwarder: Any = None  # the edge relay's Forwarder (edge.py)
         self._read_store: Any = None
         #: Uploaded source maps (relay role): chunks, bundles and their index (artifacts.py).
         self.artifacts: ArtifactStore | None = None
@@ -260,41 +257,8 @@ class Pipeline:
     # -- edge relay (stacked relays) ----------------------------------------------------------------
 
     async def _start_forwarder(self) -> None:
-        """Edge relay: forward what the relay accepts to ``[upstream] url`` instead of ingesting it here.
-
-        The forwarder's workers read the ingest channel (no ingest..store stages run); project keys
-        come from the upstream's project configs; the upstream's rate limits are enforced by the
-        relay. See forwarder.py. Raises ConfigError for unreadable credentials.
-        """
-        upstream, relay = self.config.upstream, self.relay
-        credentials = await anyio.to_thread.run_sync(load_credentials, upstream.credentials)
-        client = UpstreamClient(upstream, credentials)
-        keys = UpstreamProjectKeys(client.project_configs, ttl=upstream.project_ttl,
-                                   negative_ttl=upstream.project_negative_ttl, max_keys=upstream.max_projects,
-                                   retry_after=self.config.stages.retry_after)
-        relay.keys = keys
-        relay.upstream_limits = UpstreamLimits(max_scopes=upstream.max_projects)
-        self.forwarder = Forwarder(client, spool=self.spool, outcomes=self.outcomes,
-                                   limits=relay.upstream_limits, store=self.store)
-        inboxes = [self.channels["ingest"].receiver() for _ in range(upstream.max_concurrency)]
-        await self._task_group.start(self._run_forwarder, client, inboxes)
-
-        async def refresh_keys(*, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-            with self._watcher_scope():
-                await keys.refresh(task_status=task_status)
-
-        await self._task_group.start(refresh_keys)
-
-    async def _run_forwarder(self, client: UpstreamClient, inboxes: list[Any], *,
-                             task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await self.forwarder.run(inboxes, task_status=task_status)
-        except Exception as exc:
-            log.exception("the forwarder crashed")
-            raise PipelineError(f"the forwarder crashed: {exc}") from exc
-        finally:
-            with anyio.CancelScope(shield=True):
-                await client.aclose()
+        """Edge relay: forward what the relay accepts to ``[upstream] url`` (see edge.py)."""
+        self.forwarder = await start_edge_relay(self, self._task_group)
 
     async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         with self._watcher_scope(), await self._subscribe(TOPIC_KILLSWITCHES) as wake:
@@ -305,6 +269,10 @@ class Pipeline:
     async def _subscribe(self, topic: str) -> Any:
         # A fan-out publish wakes the watcher at once; the first Redis subscription connects (blocks).
         return await anyio.to_thread.run_sync(self.backends.fanout.subscribe, topic)
+
+    def watcher_scope(self) -> anyio.CancelScope:
+        """A cancel scope for a background watcher: all of them end when shutdown begins."""
+        return self._watcher_scope()
 
     def _watcher_scope(self) -> anyio.CancelScope:
         # Watchers run until shutdown begins; each has its own scope, all cancelled together.
@@ -483,36 +451,8 @@ class Pipeline:
 
     def metrics_text(self) -> str:
         """The Prometheus text served at ``/metrics``."""
-        ctx = self.context
-        counters = {
-            "minisentry_envelopes_accepted_total": (self.relay.accepted if self.relay else 0,
-                                                    "Envelopes answered 200 by the relay."),
-            "minisentry_events_stored_total": (ctx.stored if ctx else 0, "Events and transactions newly stored."),
-            "minisentry_events_duplicate_total": (ctx.duplicates if ctx else 0,
-                                                  "Redelivered events skipped by the idempotent store."),
-            "minisentry_outcomes_dropped_total": (self.outcomes.dropped,
-                                                  "Outcome counts lost at the aggregation bound."),
-            "minisentry_http_active_requests": (self.server.active_requests if self.server else 0,
-                                                "Requests being answered now."),
-        }
-        if self.lanes is not None:
-            counters["minisentry_lane_slow_projects"] = (
-                sum(1 for entry in self.lanes.snapshot() if entry["lane"] == "slow"),
-                "Projects whose events go to the slow lane now.")
-        if self.forwarder is not None:
-            counters["minisentry_upstream_forwarded_total"] = (self.forwarder.forwarded,
-                                                               "Envelopes the upstream took.")
-            counters["minisentry_upstream_up"] = (int(self.forwarder.up), "Whether the upstream answered last.")
-        if self.spool is not None:
-            counters["minisentry_spool_messages"] = (len(self.spool), "Envelopes waiting in the on-disk spool.")
-            counters["minisentry_spool_bytes"] = (self.spool.size_bytes, "Bytes waiting in the on-disk spool.")
-        for symbolicator in self.symbolicators:
-            if hasattr(symbolicator, "statistics"):
-                for name, value in symbolicator.statistics().items():
-                    counters[f"minisentry_symbolicator_{symbolicator.name}_{name}"] = (
-                        value, f"Symbolicator {symbolicator.name}: {name.replace('_', ' ')}.")
         stats = self.statistics()
-        return render(stats, counters, self.health(stats).ready)
+        return render(stats, counters_of(self), self.health(stats).ready)
 
     def idle(self) -> bool:
         """True when nothing is queued or in flight in any channel and no request is being answered."""
