@@ -44,6 +44,8 @@ log = logging.getLogger("minisentry.kafka")
 #: Header naming the payload-store key of a message that travels by reference.
 PAYLOAD_HEADER = "minisentry-payload"
 _FETCH_MAX = 500
+#: Seconds after subscribing during which "unknown topic" is taken as metadata still catching up.
+_TOPIC_GRACE = 30.0
 _POLL = 0.1
 # Errors a commit may meet during a rebalance: the next owner re-reads, nothing is lost.
 _REBALANCE_CODES = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "_NO_OFFSET")
@@ -77,6 +79,7 @@ class KafkaChannel:
         self._refs: dict[int, list[tuple[int, str]]] = {}
         self._rebalances: list[tuple[str, list[int]]] = []
         self._consumer: Any = None
+        self._topic_grace = 0.0
         self.sent = 0
         self.received = 0
         self.acked = 0
@@ -164,6 +167,7 @@ class KafkaChannel:
         self._consumer = consumer = kafka.Consumer(settings)
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_revoke)
+        self._topic_grace = time.monotonic() + _TOPIC_GRACE
         task_status.started()
         paused = False
         last_commit = time.monotonic()
@@ -232,8 +236,11 @@ class KafkaChannel:
     async def _accept(self, message: Any) -> None:
         error = message.error()
         if error is not None:
-            if error.code() == import_kafka().KafkaError._PARTITION_EOF:
+            kafka_error = import_kafka().KafkaError
+            if error.code() == kafka_error._PARTITION_EOF:
                 return
+            if error.code() == kafka_error.UNKNOWN_TOPIC_OR_PART and time.monotonic() < self._topic_grace:
+                return  # a topic another process just created: metadata catches up within seconds
             raise BackendError(f"{self.name}: kafka consumer error: {error}")
         number, offset = message.partition(), message.offset()
         tracker = self._trackers.get(number)

@@ -16,6 +16,7 @@ uncommitted input is redelivered to whoever runs next. Nothing is acknowledged t
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import anyio
@@ -74,7 +75,23 @@ def ensure_topics(config: KafkaConfig, topics: dict[str, dict[str, str]]) -> Non
             if exc.args and exc.args[0].code() == kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise BackendError(f"cannot create kafka topic {name}: {exc}") from exc
+    _wait_until_visible(admin, [t.topic for t in missing], config)
     log.info("created kafka topics %s", ", ".join(t.topic for t in missing))
+
+
+def _wait_until_visible(admin: Any, names: list[str], config: KafkaConfig, timeout: float = 30.0) -> None:
+    # A created topic reaches every broker's metadata a moment later; a consumer subscribing before
+    # that is told the topic does not exist.
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=_CALL_TIMEOUT).topics
+        pending = [name for name in names if name not in topics or topics[name].error is not None
+                   or any(p.leader < 0 for p in topics[name].partitions.values())]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise BackendError(f"kafka topics {', '.join(pending)} not ready after {timeout:.0f}s")
+        time.sleep(0.1)
 
 
 class _Waiter:
