@@ -7,10 +7,12 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test venv clean
 
-$(BIN)/minisentry: pyproject.toml
+$(BIN)/minisentry: pyproject.toml plugins/minisentry-deploys/pyproject.toml plugins/minisentry-jsonl-archive/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,kafka,redis]'
+	# The example plugins (plugins/): installed like any third-party plugin, tested with the rest.
+	$(BIN)/pip install --quiet -e plugins/minisentry-deploys -e plugins/minisentry-jsonl-archive
 	touch $@
 
 venv: $(BIN)/minisentry

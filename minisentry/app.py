@@ -28,7 +28,7 @@ from .channels import Channel, ChannelStats
 from .config import Config
 from .context import StageContext
 from .envelope import Envelope, parse_envelope
-from .errors import ConfigError, MinisentryError, PipelineError
+from .errors import ConfigError, MinisentryError, PipelineError, PluginError, StorageError
 from .fanout import TOPIC_KILLSWITCHES, TOPIC_PROJECTS
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
@@ -43,6 +43,7 @@ from .metrics import Health, health_of, render
 from .pipeline_metrics import counters_of
 from .edge import start_edge_relay
 from .ops import OpsHandler
+from .plugin_items import PluginItems
 from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
 from .project_settings import ProjectSettings
@@ -125,7 +126,10 @@ class Pipeline:
             raise ConfigError(f"storage.backend: unknown store {config.storage.backend!r} "
                               f"(registered: {', '.join(sorted(stores))})")
         store_factory = stores[config.storage.backend]
+        plugin_items = PluginItems.collect(self.pm)
         self.store = await anyio.to_thread.run_sync(store_factory.open, config)
+        if plugin_items:
+            await anyio.to_thread.run_sync(_migrate_plugins, self.store, plugin_items)
         await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
         self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
         self.backends = await anyio.to_thread.run_sync(open_backends, config, self.pm)
@@ -152,10 +156,11 @@ class Pipeline:
         self.context = StageContext(config=config, outcomes=self.outcomes, store=self.store, hooks=self.pm.hook,
                                     lanes=self.lanes, killswitches=self.killswitches, sessions=SessionAggregator(),
                                     check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000),
-                                    settings=self.settings)
+                                    settings=self.settings, plugin_items=plugin_items)
         keys = ProjectKeys(self._read_store.project_keys)
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters, settings=self.settings)
+        self.relay.plugin_items = plugin_items
         if "relay" in self.roles and not config.upstream.url:
             self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
             self.relay.uploads = UploadApi(config, self.artifacts, self._read_store)
@@ -471,3 +476,18 @@ class Pipeline:
         with anyio.fail_after(timeout):
             while not self.idle():
                 await anyio.sleep(0.005)
+
+
+def _migrate_plugins(store: Any, items: PluginItems) -> None:
+    """Create the plugins' tables (blocks). Raises ConfigError for a store without plugin tables,
+    PluginError naming the item type whose ``migrate`` failed, StorageError from SQLite."""
+    if not hasattr(store, "migrate_plugins"):
+        raise ConfigError(f"plugins add item types ({', '.join(sorted(items.types))}) but the store "
+                          f"{type(store).__name__} cannot keep plugin records")
+    for name, item_type in items.types.items():
+        try:
+            store.migrate_plugins([item_type])
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"item type {name!r}: migrate() failed: {exc}") from exc

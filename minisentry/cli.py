@@ -16,7 +16,7 @@ from .fanout import TOPIC_PROJECTS
 from .errors import MinisentryError
 from .plugin_manager import describe_plugins, make_plugin_manager
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "cli_config"]
 
 DEFAULT_CONFIG = "minisentry.toml"
 
@@ -31,6 +31,12 @@ def _load(path: str | None) -> Config:
         return load_config(path)
     except MinisentryError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def cli_config(ctx: click.Context) -> Config:
+    """The config the running ``minisentry`` command uses (``--config``, $MINISENTRY_CONFIG or
+    ./minisentry.toml); for plugins' commands. Does not block; raises click.ClickException."""
+    return _load(ctx.find_root().obj["config_path"])
 
 
 def _iso(timestamp: float | None) -> str:

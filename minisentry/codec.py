@@ -17,7 +17,7 @@ import orjson
 
 from .envelope import parse_envelope, serialize_envelope
 from .errors import CodecError, InvalidEnvelope
-from .messages import Attachment, EnvelopeMessage, EventMessage, ProcessedEvent
+from .messages import Attachment, EnvelopeMessage, EventMessage, PluginRecord, ProcessedEvent
 
 __all__ = ["encode_message", "decode_message", "summarize", "SUMMARY_FIELDS"]
 
@@ -49,7 +49,7 @@ def _attachment_headers(attachments: list[Attachment]) -> list[list[str]]:
 
 
 def encode_message(message: Any) -> bytes:
-    """Serialize an EnvelopeMessage, EventMessage or ProcessedEvent. Does not block.
+    """Serialize an EnvelopeMessage, EventMessage, ProcessedEvent or PluginRecord. Does not block.
 
     Raises CodecError for any other type or for headers that cannot be written as JSON.
     """
@@ -77,6 +77,14 @@ def encode_message(message: Any) -> bytes:
                   "culprit": message.culprit, "level": message.level, "metadata": message.metadata,
                   "attachments": _attachment_headers(message.attachments)}
         parts = [message.body or b"", *(a.data for a in message.attachments)]
+    elif isinstance(message, PluginRecord):
+        # A plugin item type's record (plugin_items.py): its JSON is the one part.
+        header = {"t": "plugin_record", "project_id": message.project_id, "item_type": message.item_type,
+                  "received": message.received, "record_id": message.record_id}
+        try:
+            parts = [orjson.dumps(message.record)]
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise CodecError(f"plugin record cannot be encoded: {exc}") from exc
     else:
         raise CodecError(f"cannot encode a {type(message).__name__}")
     header["v"] = _VERSION
@@ -140,6 +148,13 @@ def decode_message(data: bytes) -> Any:
                 timestamp=float(header["timestamp"]), data=data_fields, group_hash=header["group_hash"],
                 title=str(header["title"]), culprit=str(header["culprit"]), level=str(header["level"]),
                 metadata=dict(header["metadata"]), body=parts[0], attachments=_attachments(header, parts[1:]))
+        if kind == "plugin_record":
+            record = orjson.loads(parts[0])
+            record_id = header["record_id"]
+            if not isinstance(record, dict) or not (record_id is None or isinstance(record_id, str)):
+                raise ValueError("a plugin record must be an object with a string id or none")
+            return PluginRecord(int(header["project_id"]), str(header["item_type"]), float(header["received"]),
+                                record, record_id)
         raise ValueError(f"unknown message type {kind!r}")
     except (orjson.JSONDecodeError, InvalidEnvelope, ValueError, KeyError, TypeError, IndexError) as exc:
         raise CodecError(f"undecodable message record: {exc}") from exc

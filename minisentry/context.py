@@ -19,7 +19,7 @@ class StageContext:
     ``store`` is the event store (blocking methods: call them in a worker thread). ``hooks`` is the
     pipeline's pluggy hook relay. ``lanes`` is the slow-lane selector, ``killswitches`` the current kill-switch values, ``sessions`` the release-health counts and
     ``check_ins`` the cron check-ins and ``logs`` the log records waiting for the store. ``settings``
-    is the per-project effective filters/scrubbing/quotas (``project_settings.ProjectSettings``;
+    is the per-project effective filters/scrubbing/quotas, ``plugin_items`` the plugins' item types (``project_settings.ProjectSettings``;
     None: the config file's sections apply to every project). ``stored`` counts events the store wrote (new rows only).
     """
 
@@ -33,6 +33,8 @@ class StageContext:
     check_ins: Any = None
     logs: Any = None
     settings: Any = None
+    #: Plugin item types and endpoints (``plugin_items.PluginItems``; None: no plugin adds any).
+    plugin_items: Any = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("minisentry"))
     stored: int = 0
     duplicates: int = 0

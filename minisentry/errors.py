@@ -7,6 +7,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     ├── ConfigError                 the config file or a setting is wrong (the operator's fault)
     │   └── KillSwitchError         a kill-switch name or value is invalid (names the switch and field)
     ├── PluginError                 a plugin failed to load or registered something invalid
+    ├── InvalidItem                 a plugin's item type refused one item (also a ValueError): outcome invalid(reason)
     ├── RequestError                the client sent something we refuse; carries an HTTP status
     │   ├── BadRequest              400: malformed HTTP, envelope, JSON or encoding
     │   │   ├── InvalidEnvelope     400: the envelope framing or headers are broken
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigError",
     "KillSwitchError",
     "PluginError",
+    "InvalidItem",
     "RequestError",
     "BadRequest",
     "InvalidEnvelope",
@@ -84,6 +86,18 @@ class KillSwitchError(ConfigError):
 
 class PluginError(MinisentryError):
     """A plugin failed to load, or registered something invalid; the message names the plugin."""
+
+
+class InvalidItem(MinisentryError, ValueError):
+    """A plugin item type's ``parse`` refused one item; it gets outcome ``invalid`` with ``reason``.
+
+    Also a ValueError, so a plugin's parser may raise either; a plain ValueError is given the reason
+    ``invalid_<item type>``.
+    """
+
+    def __init__(self, detail: str, *, reason: str = "invalid_item") -> None:
+        super().__init__(detail)
+        self.reason = reason[:64]
 
 
 class RequestError(MinisentryError):

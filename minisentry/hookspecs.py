@@ -1,4 +1,4 @@
-"""pluggy hook specifications. The reference with examples is README.md's "Plugins" section."""
+"""pluggy hook specifications. The reference with a tutorial is docs/plugins.md (a test checks every hook is there)."""
 
 from __future__ import annotations
 
@@ -51,3 +51,18 @@ def minisentry_register_fanouts() -> list[Any]:
 @hookspec
 def minisentry_register_config_caches() -> list[Any]:
     """Return project-config caches: objects with ``name`` and ``open(config) -> ConfigCache``."""
+
+
+@hookspec
+def minisentry_register_item_types() -> list[Any]:
+    """Return envelope item types: objects with ``type``, ``data_category``, ``max_bytes``, ``parse``, ``migrate``, ``store``."""
+
+
+@hookspec
+def minisentry_register_endpoints() -> list[Any]:
+    """Return relay endpoints: objects with ``name`` (``POST /api/<project_id>/<name>/``), ``item_type`` and ``to_item``."""
+
+
+@hookspec
+def minisentry_process_event(project_id: int, event: dict) -> None:
+    """Change one processed event in place before it is stored; raising marks it ``plugin_failed``."""

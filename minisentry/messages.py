@@ -12,7 +12,7 @@ from typing import Any
 
 from .envelope import Envelope
 
-__all__ = ["EnvelopeMessage", "EventMessage", "ProcessedEvent", "Attachment"]
+__all__ = ["EnvelopeMessage", "EventMessage", "ProcessedEvent", "Attachment", "PluginRecord"]
 
 
 @dataclass(slots=True)
@@ -79,3 +79,19 @@ class ProcessedEvent:
     #: the few fields the store and kill-switches read, so little crosses the process boundary.
     body: bytes | None = None
     attachments: list[Attachment] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PluginRecord:
+    """One item of a plugin's item type, parsed at ingest, on its way to the store stage.
+
+    ``record`` is what the item type's ``parse`` returned (JSON-encodable, so it crosses Kafka);
+    ``record_id`` is its ``id`` when it has one: the plugin's ``store`` uses it to write idempotently.
+    Symbolicate and process pass it through untouched.
+    """
+
+    project_id: int
+    item_type: str
+    received: float
+    record: dict[str, Any]
+    record_id: str | None = None

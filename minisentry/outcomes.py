@@ -11,7 +11,7 @@ import enum
 import time
 from dataclasses import dataclass
 
-__all__ = ["Outcome", "OutcomeRow", "OutcomeAggregator", "category_of_item"]
+__all__ = ["Outcome", "OutcomeRow", "OutcomeAggregator", "category_of_item", "register_item_category"]
 
 
 class Outcome(enum.IntEnum):
@@ -52,6 +52,23 @@ _ITEM_CATEGORIES = {
     "statsd": "metric_bucket",
     "metric_buckets": "metric_bucket",
 }
+#: Item types minisentry (or Sentry) defines itself: a plugin may not take them over.
+_BUILTIN_ITEM_TYPES = frozenset(_ITEM_CATEGORIES) | {"client_report", "otel_log"}
+
+
+def register_item_category(item_type: str, category: str) -> None:
+    """Give a plugin's item type its data category (for quotas and outcomes). Does not block.
+
+    Process-wide, unlike the plugin manager: every module asks ``category_of_item`` without a
+    pipeline at hand, and a type's category is part of the wire protocol, so one meaning per process
+    is right. Raises PluginError if the type is built in or already has another category.
+    """
+    from .errors import PluginError
+
+    known = _ITEM_CATEGORIES.get(item_type)
+    if item_type in _BUILTIN_ITEM_TYPES or (known is not None and known != category):
+        raise PluginError(f"item type {item_type!r} is already defined (category {known or 'built in'!r})")
+    _ITEM_CATEGORIES[item_type] = category
 
 
 def category_of_item(item_type: str) -> str:

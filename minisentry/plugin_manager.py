@@ -57,8 +57,8 @@ def make_plugin_manager(*, entry_points: bool = True, extra: tuple[Any, ...] = (
     return pm
 
 
-def collect(pm: pluggy.PluginManager, hook_name: str) -> dict[str, Any]:
-    """Call a ``register_*`` hook and return its objects by ``name``.
+def collect(pm: pluggy.PluginManager, hook_name: str, *, key: str = "name") -> dict[str, Any]:
+    """Call a ``register_*`` hook and return its objects by ``name`` (or by the attribute ``key``).
 
     Raises PluginError if a plugin raises, returns something without a name, or two share a name.
     """
@@ -70,9 +70,9 @@ def collect(pm: pluggy.PluginManager, hook_name: str) -> dict[str, Any]:
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
         for obj in registered:
-            name = getattr(obj, "name", None)
+            name = getattr(obj, key, None)
             if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {impl.plugin_name!r} registered an object without a name in {hook_name}")
+                raise PluginError(f"plugin {impl.plugin_name!r} registered an object without a {key} in {hook_name}")
             if name in found:
                 raise PluginError(
                     f"{hook_name}: {name!r} registered by both {found[name][1]!r} and {impl.plugin_name!r}"

@@ -361,6 +361,31 @@ class SqliteStore(ProjectSettingsMixin):
         conn.execute("COMMIT")
         return new
 
+    def migrate_plugins(self, item_types: Iterable[Any]) -> None:
+        """Run each plugin item type's ``migrate(db)`` (sqlite-utils Database on this file). Blocks.
+
+        Raises StorageError for SQLite failures; a plugin's other exceptions pass through (the
+        Pipeline turns them into PluginError at startup).
+        """
+        def run(conn: sqlite3.Connection) -> None:
+            for item_type in item_types:
+                item_type.migrate(sqlite_utils.Database(conn))
+        self._run(run)
+
+    def write_plugin_records(self, item_type: Any, records: list[Any]) -> None:
+        """Write one item type's records with its ``store(db, records)`` in one transaction. Blocks.
+
+        Raises StorageError for SQLite failures (rolled back); the plugin's other exceptions pass
+        through, also rolled back.
+        """
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            item_type.store(sqlite_utils.Database(conn), records)
+            # sqlite-utils' insert_all commits itself (``with conn:``); commit what is left open.
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        self._run(run)
+
     def write_sessions(self, rows: list[Any]) -> None:
         """Add session counts (``sessions.SessionCounts``) to the release-health table in one transaction."""
 

@@ -2,7 +2,9 @@
 
 Events and transactions continue to symbolication as :class:`EventMessage`. Client reports become
 ``client_discard`` outcomes; ``session``/``sessions`` items are counted for release health. Item types this version does not process yet are recorded as
-``filtered`` with reason ``unsupported_item_type`` — counted, never silently dropped. The
+``filtered`` with reason ``unsupported_item_type`` — counted, never silently dropped. Item types
+a plugin registered (``plugin_items.py``) are parsed here and continue as :class:`PluginRecord`;
+one its parser refuses gets outcome ``invalid`` with the parser's reason. The
 ``drop_before_parsing`` kill-switch drops a project's envelopes here, before any payload is parsed.
 """
 
@@ -14,8 +16,8 @@ from typing import Any
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
 from ..context import StageContext
 from ..envelope import Item
-from ..errors import InvalidEnvelope
-from ..messages import Attachment, EnvelopeMessage, EventMessage
+from ..errors import InvalidEnvelope, InvalidItem
+from ..messages import Attachment, EnvelopeMessage, EventMessage, PluginRecord
 from ..outcomes import Outcome, category_of_item
 from ..logs import ContainerError, container_items, parse_logs
 from ..monitors import CheckInError, parse_check_in
@@ -67,9 +69,9 @@ class IngestStage:
                         await outbox.send(event)
                     delivery.ack()
 
-    def split(self, message: EnvelopeMessage, ctx: StageContext) -> list[EventMessage]:
+    def split(self, message: EnvelopeMessage, ctx: StageContext) -> list[EventMessage | PluginRecord]:
         """Return the envelope's events; record outcomes for everything else. Never raises."""
-        events: list[EventMessage] = []
+        events: list[EventMessage | PluginRecord] = []
         envelope = message.envelope
         switches = ctx.killswitches
         if (switches is not None and switches.enabled("drop_before_parsing")
@@ -106,6 +108,10 @@ class IngestStage:
                 self._check_in(message, item, ctx)
             elif item_type in ("log", "span"):
                 self._container(message, item, ctx)
+            elif ctx.plugin_items is not None and item_type in ctx.plugin_items.types:
+                record = self._plugin_item(message, item, ctx)
+                if record is not None:
+                    events.append(record)
             else:
                 ctx.outcomes.record(
                     message.project_id, Outcome.FILTERED, category_of_item(item_type), "unsupported_item_type",
@@ -135,6 +141,16 @@ class IngestStage:
             payload=item.payload,
             remote_addr=message.remote_addr,
         )
+
+    def _plugin_item(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> PluginRecord | None:
+        """A plugin's item type: parsed here; refused ones get outcome invalid with the plugin's reason."""
+        try:
+            return ctx.plugin_items.parse(item.type, message.project_id, message.received, item.payload, item.headers)
+        except InvalidItem as exc:
+            ctx.outcomes.record(message.project_id, Outcome.INVALID, category_of_item(item.type), exc.reason,
+                                timestamp=message.received)
+            ctx.log.info("%s item of project %s refused: %s", item.type, message.project_id, exc)
+            return None
 
     def _user_report(self, message: EnvelopeMessage, item: Item, ctx: StageContext) -> EventMessage | None:
         # A user report names the event it is about; that event's id is also the report's key.

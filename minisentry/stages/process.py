@@ -9,6 +9,12 @@ file's sections merged with the project's stored ones, ``project_settings.py``),
 buffered (up to ``BATCH``) and done in a worker thread: the Rust normalizer releases the GIL, so on
 a machine with a spare core the event loop keeps accepting requests meanwhile.
 
+Plugins' per-event processors (``minisentry_process_event``) run last, after grouping, on every
+event and transaction about to be stored — in this process and a worker thread, also when the
+batch was processed in worker processes (those cannot call plugins). What they change is stored but
+changes neither the grouping nor is it scrubbed; one that raises marks the event ``plugin_failed``.
+Plugin records (``PluginRecord``) pass through to the store untouched.
+
 An event the normalizer rejects (not JSON, not an object) becomes an ``invalid`` outcome with reason
 ``invalid_json``; it is acknowledged and never stops the stage.
 """
@@ -38,6 +44,7 @@ from ..grouping import Grouping, compute_grouping
 from ..killswitches import KillSwitches
 from ..messages import EventMessage, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
+from ..plugin_items import apply_processors, processor_count
 from ..filters import FilterSettings, should_filter
 from ..scrubbing import ScrubbingSettings, scrubber_for
 from .switches import hits, peek
@@ -278,9 +285,20 @@ class ProcessStage:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
             while batch := await receive_batch(inbox, BATCH):
-                results = await self._run_batch([d.message for d in batch], ctx)
-                for delivery, result in zip(batch, results):
+                events = [d for d in batch if isinstance(d.message, EventMessage)]
+                results = await self._run_batch([d.message for d in events], ctx) if events else []
+                if results and processor_count(ctx.hooks):
+                    # Plugins' per-event processors run here, in this process (worker processes
+                    # cannot call plugins), on the worker results, in a worker thread.
+                    results = await anyio.to_thread.run_sync(apply_processors, ctx.hooks, results)
+                result_of = {id(d): r for d, r in zip(events, results)}
+                for delivery in batch:
                     message = delivery.message
+                    if not isinstance(message, EventMessage):
+                        await outbox.send(message)  # a plugin record: for the store stage
+                        delivery.ack()
+                        continue
+                    result = result_of[id(delivery)]
                     if isinstance(result, Rejected):
                         ctx.outcomes.record(message.project_id, result.outcome, category_of_item(message.item_type),
                                             result.reason, timestamp=message.received)

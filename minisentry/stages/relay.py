@@ -9,6 +9,8 @@ Routes (trailing slash optional)::
     GET/POST /api/<project_id>/cron/<monitor>/<key>/?status=...   a cron check-in over plain HTTP
     POST    /api/<project_id>/security/  (or /csp-report/)   browser CSP reports, key in ?sentry_key=
     OPTIONS /api/<project_id>/...             CORS preflight
+    POST    /api/<project_id>/<name>/         a plugin's endpoint (``minisentry_register_endpoints``):
+                                              the body becomes one item of the plugin's item type
     GET     /api/relay/healthcheck/live/      the process is up
     GET     /api/relay/healthcheck/ready/     the pipeline accepts events (503 with reasons if not)
     GET     /metrics                          channel statistics and counters (Prometheus text)
@@ -52,7 +54,7 @@ from ..clientip import client_ip, parse_networks
 from ..config import Config
 from ..decoding import BodyDecoder
 from ..envelope import Envelope, Item, parse_envelope
-from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
+from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, InvalidItem, MethodNotAllowed, NotFound, PayloadTooLarge,
                       PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
@@ -74,6 +76,7 @@ from .ingest import normalize_event_id
 log = logging.getLogger("minisentry.relay")
 
 if TYPE_CHECKING:
+    from ..plugin_items import PluginItems
     from ..api import ReadApi
     from ..project_settings import ProjectSettings
     from ..uploadapi import UploadApi
@@ -82,6 +85,8 @@ __all__ = ["Relay"]
 
 _INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store|minidump)/?$")
 _SECURITY_RE = re.compile(r"^/api/(\d{1,18})/(security|csp-report)/?$")
+#: A plugin's endpoint (``minisentry_register_endpoints``): POST /api/<project_id>/<name>/.
+_PLUGIN_RE = re.compile(r"^/api/(\d{1,18})/([a-z][a-z0-9_]{0,39})/?$")
 _CRON_RE = re.compile(r"^/api/(\d{1,18})/cron/([A-Za-z0-9_-]{1,50})/([0-9a-fA-F]{32})/?$")
 _CORS = [
     ("Access-Control-Allow-Origin", "*"),
@@ -128,6 +133,8 @@ class Relay:
         self.metrics: Callable[[], str] | None = None
         #: Source-map uploads (sentry-cli's chunk upload, see uploadapi.py); set by the Pipeline.
         self.uploads: "UploadApi | None" = None
+        #: Plugins' item types and endpoints (``plugin_items.PluginItems``); set by the Pipeline.
+        self.plugin_items: "PluginItems | None" = None
 
     # -- Handler protocol -----------------------------------------------------------------------
 
@@ -144,7 +151,14 @@ class Relay:
             return limits.max_attachments_bytes + limits.max_event_bytes
         if self.uploads is not None and self.uploads.matches(path):
             return self.uploads.body_limit(request)
+        endpoint = self._endpoint_of(path)
+        if endpoint is not None:
+            return self.plugin_items.types[endpoint.item_type].max_bytes
         return limits.max_api_body_bytes
+
+    def _endpoint_of(self, path: str) -> object | None:
+        match = _PLUGIN_RE.match(path) if self.plugin_items is not None and self.plugin_items.endpoints else None
+        return self.plugin_items.endpoints.get(match.group(2)) if match is not None else None
 
     async def handle(self, request: Request) -> Response:
         """Route one request. Raises RequestError for refused requests."""
@@ -175,6 +189,14 @@ class Relay:
                 raise MethodNotAllowed(f"{request.method} is not allowed here")
             check_in_id = await self._cron(request, int(match.group(1)), match.group(2), match.group(3).lower())
             return Response(202, b'{"id":"%s"}' % check_in_id.encode(), _CORS)
+        endpoint = self._endpoint_of(request.path)
+        if endpoint is not None:
+            if request.method == "OPTIONS":
+                return Response(200, b"", _PREFLIGHT)
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{request.method} is not allowed here")
+            record_id = await self._plugin_endpoint(request, int(_PLUGIN_RE.match(request.path).group(1)), endpoint)
+            return Response(202, orjson.dumps({"id": record_id} if record_id else {}), _CORS)
         if request.path.startswith("/api/relay/healthcheck/"):
             kind = request.path.rstrip("/").rsplit("/", 1)[-1]
             if kind == "live":
@@ -202,7 +224,8 @@ class Relay:
         elif isinstance(exc, RateLimited):
             headers.append(("Retry-After", str(exc.retry_after)))
             headers.append(("X-Sentry-Rate-Limits", exc.rate_limits))
-        elif isinstance(exc, (BadRequest, PayloadTooLarge)) and request is not None:
+        elif isinstance(exc, (BadRequest, PayloadTooLarge)) and request is not None \
+                and not getattr(exc, "counted", False):
             self._count_refused_request(request, exc)
         return Response(exc.status, orjson.dumps({"detail": exc.detail}), headers)
 
@@ -227,6 +250,8 @@ class Relay:
             key = check_key_format(dsn_key)
             await self.keys.ensure(key)
             project_id = self.keys.project_of(key, project_id)
+        if self.plugin_items:
+            envelope = self._drop_oversized(envelope, project_id)
         announce = ""
         if self.upstream_limits is not None:
             result = self.upstream_limits.check(project_id, key, envelope.items)
@@ -245,6 +270,63 @@ class Relay:
             remote = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies)
         event_id = await self.accept(envelope, project_id, key, remote_addr=remote)
         return event_id, announce
+
+    async def _plugin_endpoint(self, request: Request, project_id: int, endpoint: object) -> str | None:
+        """A plugin endpoint: authenticate, turn the body into one item of its type, check it, accept it.
+
+        The key comes from ``X-Sentry-Auth``/``Authorization: DSN`` or ``?sentry_key=``. Returns the
+        record's id (if it has one). Raises AuthMissing/AuthForbidden, BadRequest (400, with the
+        item type's reason, counted ``invalid``) for a body the plugin refuses, PayloadTooLarge
+        past the type's ``max_bytes``, RateLimited/PipelineFull as for envelopes.
+        """
+        key = key_from_headers(request.headers) or key_from_query(request.query)
+        if key is None:
+            raise AuthMissing("missing authorization information: send X-Sentry-Auth or ?sentry_key=<public key>")
+        key = check_key_format(key)
+        await self.keys.ensure(key)
+        project_id = self.keys.project_of(key, project_id)
+        items = self.plugin_items
+        item_type = endpoint.item_type
+        category = category_of_item(item_type)
+        to_item = getattr(endpoint, "to_item", None)
+        try:
+            payload = to_item(request.body, dict(parse_qsl(request.query))) if to_item is not None else request.body
+            if not isinstance(payload, bytes):
+                raise InvalidItem(f"{endpoint.name}: to_item() must return bytes", reason="plugin_failed")
+            record = items.parse(item_type, project_id, time.time(), payload, {"type": item_type})
+        except ValueError as exc:  # InvalidItem is one
+            reason = getattr(exc, "reason", f"invalid_{item_type}")
+            self.outcomes.record(project_id, Outcome.INVALID, category, reason)
+            if reason == "too_large":
+                raise PayloadTooLarge(str(exc)) from exc
+            raise BadRequest(f"{item_type}: {exc}", reason=reason) from exc
+        envelope = Envelope({}, [Item({"type": item_type}, payload)])
+        if self.settings.any_quotas if self.settings is not None else self.quotas:
+            envelope, _ = await self._apply_quotas(envelope, project_id, key)
+        await self.accept(envelope, project_id, key, remote_addr=client_ip(
+            request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies))
+        return record.record_id
+
+    def _drop_oversized(self, envelope: Envelope, project_id: int) -> Envelope:
+        """Drop plugin items over their type's ``max_bytes`` (outcome invalid/too_large).
+
+        Raises PayloadTooLarge (413) if nothing but client reports is left.
+        """
+        types = self.plugin_items.types
+        kept = []
+        for item in envelope.items:
+            kind = types.get(item.type)
+            if kind is not None and len(item.payload) > kind.max_bytes:
+                self.outcomes.record(project_id, Outcome.INVALID, category_of_item(item.type), "too_large")
+            else:
+                kept.append(item)
+        if len(kept) == len(envelope.items):
+            return envelope
+        if not any(item.type != "client_report" for item in kept):
+            exc = PayloadTooLarge("every item exceeds its type's size limit")
+            exc.counted = True  # counted above, per item and category
+            raise exc
+        return Envelope(envelope.headers, kept)
 
     async def _apply_quotas(self, envelope: Envelope, project_id: int, key: str) -> tuple[Envelope, str]:
         """Drop the items over quota (outcome rate_limited); raise RateLimited if nothing is left.

@@ -74,6 +74,8 @@ class DemotingReceiver:
 
     def _keep(self, delivery: Delivery) -> bool:
         message = delivery.message
+        if not hasattr(message, "lane_switches"):
+            return True  # a plugin record: nothing to symbolicate, no lane to change
         lane = self.selector.should_switch(message.project_id, "fast", message.lane_switches)
         if lane != SLOW:
             return True

@@ -6,6 +6,7 @@ immediately. Deliveries are acknowledged only after their transaction committed.
 retried with back-off and nothing is acknowledged meanwhile, so the channel fills and backpressure
 reaches the relay instead of events being lost. Kill-switches: ``drop_before_save`` drops matching
 events here (outcome filtered/killswitch), ``skip_issue_creation`` stores them without an issue.
+Plugin records (``PluginRecord``) are written first, by their item type's ``store``, per type.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..channels import ChannelReceiver, Delivery
 from ..context import StageContext
 from ..errors import StorageError
 from ..logs import scrub_logs
-from ..messages import EventMessage, ProcessedEvent
+from ..messages import EventMessage, PluginRecord, ProcessedEvent
 from ..outcomes import Outcome, category_of_item
 from .switches import hits
 
@@ -97,6 +98,34 @@ _OUTCOME_FLUSH_INTERVAL = 1.0
 _MAX_BACKOFF = 5.0
 
 
+async def _write_plugin_records(records: list[PluginRecord], ctx: StageContext) -> None:
+    """Write plugin records, one transaction per item type, with the type's ``store``.
+
+    A failing store (StorageError) is retried like events are; a plugin's ``store`` that raises
+    anything else loses only its own records — counted ``invalid``/``plugin_failed`` and logged —
+    so one broken plugin cannot stall the pipeline. Written ones are counted ``accepted``.
+    """
+    by_type: dict[str, list[PluginRecord]] = {}
+    for record in records:
+        by_type.setdefault(record.item_type, []).append(record)
+    for item_type, group in by_type.items():
+        kind = ctx.plugin_items.types.get(item_type) if ctx.plugin_items is not None else None
+        outcome, reason = Outcome.ACCEPTED, ""
+        if kind is None:
+            # Sent by a process with a plugin this one lacks (scale-out with different installs).
+            outcome, reason = Outcome.INVALID, "unknown_plugin_item_type"
+        else:
+            try:
+                await _until_written(ctx, f"{len(group)} {item_type} records", ctx.store.write_plugin_records,
+                                     kind, group)
+            except Exception:
+                ctx.log.exception("item type %s: store() failed; %d records lost", item_type, len(group))
+                outcome, reason = Outcome.INVALID, "plugin_failed"
+        for record in group:
+            ctx.outcomes.record(record.project_id, outcome, category_of_item(item_type), reason,
+                                timestamp=record.received)
+
+
 class StoreStage:
     """Write processed events and outcome counts to the event store."""
 
@@ -144,7 +173,12 @@ class StoreStage:
 
     async def write(self, batch: list[Delivery], ctx: StageContext) -> None:
         """Write a batch and the pending outcomes, retrying until it succeeds; then ack the batch."""
-        events = self._apply_switches(batch, ctx) if ctx.killswitches is not None else [d.message for d in batch]
+        records = [d.message for d in batch if isinstance(d.message, PluginRecord)]
+        if records:
+            await _write_plugin_records(records, ctx)  # acked with the rest of the batch, below
+        events_batch = [d for d in batch if not isinstance(d.message, PluginRecord)] if records else batch
+        events = self._apply_switches(events_batch, ctx) if ctx.killswitches is not None else \
+            [d.message for d in events_batch]
         outcomes = ctx.outcomes.take()
         if not events and not outcomes:
             await _write_queues(ctx)

@@ -75,7 +75,9 @@ class SymbolicateStage:
 
         The time it took is charged to the project's lane budget (``ctx.lanes``).
         """
-        if not self.symbolicators or message.item_type in ("user_report", "feedback"):
+        if not self.symbolicators or not isinstance(message, EventMessage) \
+                or message.item_type in ("user_report", "feedback"):
+            # Plugin records (and feedback) have nothing to symbolicate: passed through.
             return message
         if ctx.killswitches is not None and ctx.killswitches.enabled("skip_symbolication"):
             if hits(ctx.killswitches, "skip_symbolication", message, peek(message.payload)):
