@@ -54,7 +54,7 @@ from ..clientip import client_ip, parse_networks
 from ..config import Config
 from ..decoding import BodyDecoder
 from ..envelope import Envelope, Item, parse_envelope
-from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, InvalidItem, MethodNotAllowed, NotFound, PayloadTooLarge,
+from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
                       PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
@@ -72,6 +72,7 @@ from ..relayauth import RELAY_ID_HEADER, SIGNATURE_HEADER, RelayVerifier
 from ..upstreamlimits import UpstreamLimits
 from ..spool import DiskSpool, encode_envelope_message
 from .ingest import normalize_event_id
+from .relay_plugins import drop_oversized, plugin_endpoint
 
 log = logging.getLogger("minisentry.relay")
 
@@ -195,7 +196,7 @@ class Relay:
                 return Response(200, b"", _PREFLIGHT)
             if request.method != "POST":
                 raise MethodNotAllowed(f"{request.method} is not allowed here")
-            record_id = await self._plugin_endpoint(request, int(_PLUGIN_RE.match(request.path).group(1)), endpoint)
+            record_id = await plugin_endpoint(self, request, int(_PLUGIN_RE.match(request.path).group(1)), endpoint)
             return Response(202, orjson.dumps({"id": record_id} if record_id else {}), _CORS)
         if request.path.startswith("/api/relay/healthcheck/"):
             kind = request.path.rstrip("/").rsplit("/", 1)[-1]
@@ -251,7 +252,7 @@ class Relay:
             await self.keys.ensure(key)
             project_id = self.keys.project_of(key, project_id)
         if self.plugin_items:
-            envelope = self._drop_oversized(envelope, project_id)
+            envelope = drop_oversized(self, envelope, project_id)
         announce = ""
         if self.upstream_limits is not None:
             result = self.upstream_limits.check(project_id, key, envelope.items)
@@ -270,63 +271,6 @@ class Relay:
             remote = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies)
         event_id = await self.accept(envelope, project_id, key, remote_addr=remote)
         return event_id, announce
-
-    async def _plugin_endpoint(self, request: Request, project_id: int, endpoint: object) -> str | None:
-        """A plugin endpoint: authenticate, turn the body into one item of its type, check it, accept it.
-
-        The key comes from ``X-Sentry-Auth``/``Authorization: DSN`` or ``?sentry_key=``. Returns the
-        record's id (if it has one). Raises AuthMissing/AuthForbidden, BadRequest (400, with the
-        item type's reason, counted ``invalid``) for a body the plugin refuses, PayloadTooLarge
-        past the type's ``max_bytes``, RateLimited/PipelineFull as for envelopes.
-        """
-        key = key_from_headers(request.headers) or key_from_query(request.query)
-        if key is None:
-            raise AuthMissing("missing authorization information: send X-Sentry-Auth or ?sentry_key=<public key>")
-        key = check_key_format(key)
-        await self.keys.ensure(key)
-        project_id = self.keys.project_of(key, project_id)
-        items = self.plugin_items
-        item_type = endpoint.item_type
-        category = category_of_item(item_type)
-        to_item = getattr(endpoint, "to_item", None)
-        try:
-            payload = to_item(request.body, dict(parse_qsl(request.query))) if to_item is not None else request.body
-            if not isinstance(payload, bytes):
-                raise InvalidItem(f"{endpoint.name}: to_item() must return bytes", reason="plugin_failed")
-            record = items.parse(item_type, project_id, time.time(), payload, {"type": item_type})
-        except ValueError as exc:  # InvalidItem is one
-            reason = getattr(exc, "reason", f"invalid_{item_type}")
-            self.outcomes.record(project_id, Outcome.INVALID, category, reason)
-            if reason == "too_large":
-                raise PayloadTooLarge(str(exc)) from exc
-            raise BadRequest(f"{item_type}: {exc}", reason=reason) from exc
-        envelope = Envelope({}, [Item({"type": item_type}, payload)])
-        if self.settings.any_quotas if self.settings is not None else self.quotas:
-            envelope, _ = await self._apply_quotas(envelope, project_id, key)
-        await self.accept(envelope, project_id, key, remote_addr=client_ip(
-            request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies))
-        return record.record_id
-
-    def _drop_oversized(self, envelope: Envelope, project_id: int) -> Envelope:
-        """Drop plugin items over their type's ``max_bytes`` (outcome invalid/too_large).
-
-        Raises PayloadTooLarge (413) if nothing but client reports is left.
-        """
-        types = self.plugin_items.types
-        kept = []
-        for item in envelope.items:
-            kind = types.get(item.type)
-            if kind is not None and len(item.payload) > kind.max_bytes:
-                self.outcomes.record(project_id, Outcome.INVALID, category_of_item(item.type), "too_large")
-            else:
-                kept.append(item)
-        if len(kept) == len(envelope.items):
-            return envelope
-        if not any(item.type != "client_report" for item in kept):
-            exc = PayloadTooLarge("every item exceeds its type's size limit")
-            exc.counted = True  # counted above, per item and category
-            raise exc
-        return Envelope(envelope.headers, kept)
 
     async def _apply_quotas(self, envelope: Envelope, project_id: int, key: str) -> tuple[Envelope, str]:
         """Drop the items over quota (outcome rate_limited); raise RateLimited if nothing is left.
