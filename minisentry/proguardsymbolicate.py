@@ -118,8 +118,8 @@ class ProguardSymbolicator:
                 if budget > 0 and isinstance(frame, dict):
                     budget -= 1
                     remapped = _remap_frame(frame, mappers)
-                    if remapped is None and isinstance(frame.get("module"), str) and \
-                            not isinstance(frame.get("lineno"), int):
+                    # Without a line an inlined method cannot be told apart: remapped by name only.
+                    if remapped and not isinstance(frame.get("lineno"), int):
                         missing_line = True
                 if remapped:
                     new_frames.extend(remapped)
