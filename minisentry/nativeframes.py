@@ -56,7 +56,8 @@ def images_of(event: dict[str, Any]) -> list[Image]:
     raw = meta.get("images") if isinstance(meta, dict) else None
     images = []
     for index, image in enumerate(raw if isinstance(raw, list) else ()):
-        if not isinstance(image, dict) or image.get("type") not in NATIVE_IMAGE_TYPES:
+        if not isinstance(image, dict) or not isinstance(image.get("type"), str) \
+                or image["type"] not in NATIVE_IMAGE_TYPES:
             continue
         debug_id = normalize_id(image.get("debug_id") or image.get("uuid") or image.get("id"))
         code_id = image.get("code_id") if isinstance(image.get("code_id"), str) else None
