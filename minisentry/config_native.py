@@ -43,6 +43,3 @@ def validate_native(config: Any, label: str, positive: Callable[[str, float], No
         positive(f"native.{name}", getattr(native, name))
     if native.max_file_bytes > native.max_store_bytes:
         raise ConfigError(f"{label}: native.max_file_bytes must not exceed native.max_store_bytes")
-    if native.max_file_bytes > config.sourcemaps.max_chunk_store_bytes:
-        # A file is uploaded as chunks first: a larger one could never be assembled.
-        raise ConfigError(f"{label}: native.max_file_bytes must not exceed sourcemaps.max_chunk_store_bytes")
