@@ -27,6 +27,7 @@ from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
 from .config import Config
 from .context import StageContext
+from .difs import DifStore
 from .envelope import Envelope, parse_envelope
 from .errors import ConfigError, MinisentryError, PipelineError, PluginError, StorageError
 from .fanout import TOPIC_KILLSWITCHES, TOPIC_PROJECTS
@@ -106,6 +107,7 @@ class Pipeline:
         self._read_store: Any = None
         #: Uploaded source maps (relay role): chunks, bundles and their index (artifacts.py).
         self.artifacts: ArtifactStore | None = None
+        self.difs: DifStore | None = None
         #: The bound symbolicators the symbolicate stage runs.
         self.symbolicators: list[Any] = []
         self._bound_channels: Any = None
@@ -163,7 +165,9 @@ class Pipeline:
         self.relay.plugin_items = plugin_items
         if "relay" in self.roles and not config.upstream.url:
             self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
-            self.relay.uploads = UploadApi(config, self.artifacts, self._read_store)
+            self.difs = await anyio.to_thread.run_sync(
+                DifStore(config.sourcemaps.path, config.native, self.artifacts.chunks).open)
+            self.relay.uploads = UploadApi(config, self.artifacts, self._read_store, self.difs)
 
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()

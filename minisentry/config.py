@@ -22,6 +22,7 @@ from .quotas import quotas_from_config
 from .relayauth import parse_public_key
 from .config_scaling import (BackendsConfig, KafkaConfig, RedisConfig, RelayConfig, UpstreamConfig,
                              _validate_backends, _validate_kafka, check_upstream)
+from .config_native import NativeConfig, validate_native
 from .config_sourcemaps import SourcemapsConfig, validate_sourcemaps
 from .filters import FilterSettings
 from .scrubbing import ScrubbingSettings
@@ -177,6 +178,7 @@ class Config:
     projects: list[ProjectConfig] = field(default_factory=list)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     sourcemaps: SourcemapsConfig = field(default_factory=SourcemapsConfig)
+    native: NativeConfig = field(default_factory=NativeConfig)
     relays: list[RelayConfig] = field(default_factory=list)
     quotas: tuple[Any, ...] = ()
     scrubbing: Any = field(default_factory=lambda: ScrubbingSettings())
@@ -396,6 +398,7 @@ def _validate(config: Config, label: str) -> None:
         raise ConfigError(f"{label}: lanes.force_slow and lanes.force_fast both name project(s) {sorted(both)}")
     _validate_backends(config, label, positive)
     validate_sourcemaps(config, label, positive)
+    validate_native(config, label, positive)
     seen_ids: set[int] = set()
     seen_slugs: set[str] = set()
     seen_keys: set[str] = set()

@@ -28,7 +28,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── BackendFull             a bounded backend is at its configured limit and refused the data
     ├── UpstreamError               the upstream minisentry (``[upstream]``) could not be reached or refused
     ├── ScrubbingError              Relay could not scrub an event: it is never stored
-    ├── ArtifactError               an uploaded bundle or a source file is unusable (bad zip, bad map, too big)
+    ├── ArtifactError               an uploaded bundle, source file or debug file is unusable (bad zip, bad map, no debug id)
     ├── FetchError                  fetching a source file over HTTP failed (status, size, time, transport)
     │   └── FetchRefused            ... refused by the SSRF policy (address, host, scheme) before connecting
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
@@ -247,7 +247,7 @@ class ScrubbingError(MinisentryError):
 
 
 class ArtifactError(MinisentryError):
-    """An uploaded bundle or a source file cannot be used; ``kind`` is the event error type it becomes."""
+    """An uploaded bundle, source file or debug file cannot be used; ``kind`` is the event error type it becomes."""
 
     def __init__(self, detail: str, *, kind: str = "js_invalid_source") -> None:
         super().__init__(detail)

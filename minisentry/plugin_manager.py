@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "minisentry.plugins.memory_backends",
     "minisentry.plugins.redis_backends",
     "minisentry.plugins.javascript",
+    "minisentry.plugins.native",
 )
 ENTRY_POINT_GROUP = "minisentry"
 

@@ -7,6 +7,9 @@ Routes (trailing slash optional)::
                                                                   parts named by the sha1 of their bytes
     POST /api/0/organizations/<org>/artifactbundle/assemble/      {"checksum", "chunks", "projects",
                                                                    "version"?, "dist"?} -> state
+    POST /api/0/projects/<org>/<project>/files/difs/assemble/      debug files and ProGuard mappings
+                                                                  (``sentry-cli debug-files upload``,
+                                                                  ``proguard upload``; see difapi.py)
 
 The flow sentry-cli follows: read the options, ask ``assemble`` (``not_found`` with
 ``missingChunks``), upload the missing chunks, ask ``assemble`` again until ``ok``. Assembling
@@ -24,6 +27,8 @@ import orjson
 
 from .api import check_bearer
 from .artifacts import ArtifactStore
+from .difapi import DIF_ASSEMBLE_RE, assemble_difs
+from .difs import DifStore
 from .chunks import SHA1_RE, gunzip_limited
 from .config import Config
 from .errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -34,8 +39,8 @@ __all__ = ["UploadApi", "ACCEPT"]
 
 _CHUNK_RE = re.compile(r"^/api/0/organizations/([\w.-]+)/chunk-upload/?$")
 _ASSEMBLE_RE = re.compile(r"^/api/0/organizations/([\w.-]+)/artifactbundle/assemble/?$")
-#: What the chunk upload can be used for. Only JavaScript bundles are assembled here.
-ACCEPT = ["artifact_bundles", "sources"]
+#: What the chunk upload can be used for: JavaScript bundles, native debug files, ProGuard mappings.
+ACCEPT = ["artifact_bundles", "sources", "debug_files", "proguard"]
 _MAX_PROJECTS = 100
 _MAX_NAME = 200
 
@@ -43,16 +48,18 @@ _MAX_NAME = 200
 class UploadApi:
     """Answers the upload routes from an opened ArtifactStore; store calls run in worker threads."""
 
-    def __init__(self, config: Config, artifacts: ArtifactStore, store: Any) -> None:
+    def __init__(self, config: Config, artifacts: ArtifactStore, store: Any, difs: DifStore | None = None) -> None:
         self.config = config
         self.settings = config.sourcemaps
         self.artifacts = artifacts
+        self.difs = difs
         self.store = store
         self.tokens = [token.encode() for token in config.api.tokens]
 
     def matches(self, path: str) -> bool:
         """Return whether ``path`` is one of the upload routes."""
-        return bool(_CHUNK_RE.match(path) or _ASSEMBLE_RE.match(path))
+        return bool(_CHUNK_RE.match(path) or _ASSEMBLE_RE.match(path)
+                    or (self.difs is not None and DIF_ASSEMBLE_RE.match(path)))
 
     def body_limit(self, request: Request) -> int:
         """The largest body a route takes: chunk uploads get ``max_request_bytes``."""
@@ -63,6 +70,14 @@ class UploadApi:
     async def handle(self, request: Request) -> Response:
         """Answer one upload request. Raises RequestError (400, 401, 403, 404, 405, 413)."""
         check_bearer(request, self.tokens)
+        dif_match = DIF_ASSEMBLE_RE.match(request.path) if self.difs is not None else None
+        if dif_match is not None:
+            if dif_match.group(1) != self.settings.organization:
+                raise NotFound(f"no organization {dif_match.group(1)!r}")
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{request.method} is not allowed here")
+            return Response(200, orjson.dumps(await assemble_difs(self.difs, self.store, dif_match.group(2),
+                                                                  request.body)))
         match = _CHUNK_RE.match(request.path) or _ASSEMBLE_RE.match(request.path)
         if match is None:
             raise NotFound(f"no route for {request.path}")
@@ -88,7 +103,7 @@ class UploadApi:
             "url": f"{base}/api/0/organizations/{settings.organization}/chunk-upload/",
             "chunkSize": settings.chunk_size,
             "chunksPerRequest": settings.chunks_per_request,
-            "maxFileSize": settings.max_bundle_bytes,
+            "maxFileSize": max(settings.max_bundle_bytes, self.config.native.max_file_bytes),
             "maxRequestSize": settings.max_request_bytes,
             "concurrency": 1,
             "hashAlgorithm": "sha1",
