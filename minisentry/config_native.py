@@ -29,6 +29,8 @@ class NativeConfig:
     max_store_bytes: int = 16 * 1024 * MiB
     #: Symbol caches and ProGuard mappers kept in memory (by the size of their debug file), LRU.
     cache_bytes: int = 512 * MiB
+    #: Built native symbol caches kept on disk (``<[sourcemaps] path>/symcaches``), least recently used evicted.
+    disk_cache_bytes: int = 2048 * MiB
     #: How long a missing or broken debug file is remembered as such before it is looked up again.
     negative_cache_seconds: float = 60.0
     #: Frames symbolicated per event; further frames are left as they are (with an error entry).
@@ -38,7 +40,7 @@ class NativeConfig:
 def validate_native(config: Any, label: str, positive: Callable[[str, float], None]) -> None:
     """Check ``[native]``; raise ConfigError naming the key."""
     native: NativeConfig = config.native
-    for name in ("max_file_bytes", "max_store_bytes", "cache_bytes", "negative_cache_seconds",
+    for name in ("max_file_bytes", "max_store_bytes", "cache_bytes", "disk_cache_bytes", "negative_cache_seconds",
                  "max_frames_per_event"):
         positive(f"native.{name}", getattr(native, name))
     if native.max_file_bytes > native.max_store_bytes:

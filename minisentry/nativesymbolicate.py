@@ -24,9 +24,10 @@ import anyio
 import orjson
 from symbolic import SymbolicError
 from symbolic.debuginfo import Archive
-from symbolic.symcache import find_best_instruction
+from symbolic.symcache import SymCache, find_best_instruction
 
 from .difs import DifRef, DifStore
+from .diskcache import DiskCache
 from .errors import ArtifactError, StorageError
 from .messages import EventMessage
 from .nativeframes import Image, find_image, images_of, parse_addr, should_adjust
@@ -53,8 +54,20 @@ def stacktraces(event: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[st
         yield event["stacktrace"], None
 
 
-def _load_symcache(ref: DifRef) -> tuple[Any, int]:
-    """Build a symbol cache from a stored debug file (blocking). Raises ArtifactError (native_bad_dsym)."""
+def _load_symcache(ref: DifRef, disk: DiskCache | None = None) -> tuple[Any, int]:
+    """Read a symbol cache from ``disk``, or build it from the stored debug file and keep it there.
+
+    Blocks. Raises ArtifactError (native_bad_dsym) for a debug file symbolic cannot use.
+    """
+    key = f"{ref.checksum}-{ref.debug_id}.symcache"
+    if disk is not None:
+        path = disk.get(key)
+        if path is not None:
+            try:
+                symcache = SymCache.open(str(path))
+                return (symcache, symcache.arch), path.stat().st_size
+            except (SymbolicError, OSError) as exc:  # evicted meanwhile, or from another symbolic: rebuild
+                log.info("rebuilding the symbol cache of %s: %s", ref.checksum, exc)
     try:
         data = ref.path.read_bytes()
     except FileNotFoundError as exc:
@@ -67,6 +80,8 @@ def _load_symcache(ref: DifRef) -> tuple[Any, int]:
         symcache = obj.make_symcache()
     except (SymbolicError, LookupError) as exc:
         raise ArtifactError(f"debug file {ref.checksum} cannot be used: {exc}", kind="native_bad_dsym") from exc
+    if disk is not None:
+        disk.put(key, symcache.dump_into)
     return (symcache, obj.arch), len(data)
 
 
@@ -75,8 +90,11 @@ class NativeSymbolicator:
 
     name = "native"
 
-    def __init__(self, difs: DifStore, *, cache_bytes: int, negative_ttl: float, max_frames: int) -> None:
+    def __init__(self, difs: DifStore, *, cache_bytes: int, negative_ttl: float, max_frames: int,
+                 disk: DiskCache | None = None) -> None:
         self.difs = difs
+        #: Built symbol caches on disk (``[native] disk_cache_bytes``), read back after a restart.
+        self.disk = disk
         self.max_frames = max_frames
         self.cache = LoadingCache(max_bytes=cache_bytes, negative_ttl=negative_ttl, negative=_MISSING)
         self.symbolicated_frames = 0
@@ -92,7 +110,7 @@ class NativeSymbolicator:
         # A later upload may add the file: found refs are not kept, misses are (for a while).
         ref = await self.cache.get(("dif", project_id, image.debug_id, image.code_id), find, keep=False)
         # Stored files are content-addressed: a built cache never goes stale.
-        return await self.cache.get(("symcache", ref.checksum, ref.debug_id), lambda: _load_symcache(ref))
+        return await self.cache.get(("symcache", ref.checksum, ref.debug_id), lambda: _load_symcache(ref, self.disk))
 
     async def symbolicate(self, message: EventMessage) -> EventMessage:
         """Symbolicate an event's native frames in place; events without native images pass untouched.
@@ -194,6 +212,8 @@ class NativeSymbolicator:
         """Cache counters and work done, for ``/metrics``."""
         stats = {f"cache_{name}": value for name, value in self.cache.statistics().items()}
         stats["frames_symbolicated"] = self.symbolicated_frames
+        if self.disk is not None:
+            stats.update(self.disk.statistics())
         return stats
 
 

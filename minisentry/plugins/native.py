@@ -33,8 +33,12 @@ class NativeSymbolicators(_Bound):
         native = config.native
         if not native.enabled:
             return None
+        from ..diskcache import DiskCache
+
+        disk = DiskCache(config.sourcemaps.path / "symcaches", native.disk_cache_bytes)
         return NativeSymbolicator(self._store(config), cache_bytes=native.cache_bytes,
-                                  negative_ttl=native.negative_cache_seconds, max_frames=native.max_frames_per_event)
+                                  negative_ttl=native.negative_cache_seconds, max_frames=native.max_frames_per_event,
+                                  disk=disk)
 
 
 class ProguardSymbolicators(_Bound):

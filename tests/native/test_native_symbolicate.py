@@ -119,3 +119,28 @@ def test_image_and_address_parsing_never_raise(meta, addr, mode):
     found = find_image(images, addr, mode)
     assert found is None or found[1] >= 0 or mode
     parse_addr(meta)
+
+
+async def test_built_symbol_caches_are_kept_on_disk_and_read_back_after_a_restart(difs, inline_binary, tmp_path):
+    from minisentry.diskcache import DiskCache
+
+    info = difs.add(inline_binary.read_bytes(), "inl", [1])
+    debug_id = info.objects[0].debug_id
+    crash = {"instruction_addr": hex(BASE + idiv_in_outer(inline_binary)), "adjust_instruction_addr": False}
+    first = symbolicator(difs, disk=DiskCache(tmp_path / "symcaches", 1 << 24))
+    await first.symbolicate(message(native(debug_id, crash)))
+    assert first.statistics()["disk_misses"] == 1 and len(list((tmp_path / "symcaches").iterdir())) == 1
+
+    restarted = symbolicator(difs, disk=DiskCache(tmp_path / "symcaches", 1 << 24))  # a new process: empty memory
+    result = await restarted.symbolicate(message(native(debug_id, crash)))
+    frames = orjson.loads(result.payload)["exception"]["values"][0]["stacktrace"]["frames"]
+    assert [(f["function"], f["lineno"]) for f in frames] == [("outer", 6), ("inner", 3)]
+    assert (restarted.statistics()["disk_hits"], restarted.statistics()["disk_misses"]) == (1, 0)
+
+    # A corrupt cached file is rebuilt, not trusted.
+    cached = next((tmp_path / "symcaches").iterdir())
+    cached.write_bytes(b"not a symcache")
+    again = symbolicator(difs, disk=DiskCache(tmp_path / "symcaches", 1 << 24))
+    result = await again.symbolicate(message(native(debug_id, crash)))
+    assert orjson.loads(result.payload)["exception"]["values"][0]["stacktrace"]["frames"][0]["function"] == "outer"
+    assert cached.read_bytes() != b"not a symcache"
