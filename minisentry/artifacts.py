@@ -26,6 +26,7 @@ from typing import Iterable
 from .bundle_format import Bundle, parse_bundle, read_member
 from .chunks import ChunkStore
 from .config_sourcemaps import SourcemapsConfig
+from .artifact_index import ArtifactIndex
 from .errors import ArtifactError, BadRequest, PayloadTooLarge, StorageError
 
 __all__ = ["ArtifactStore", "FileRef"]
@@ -65,7 +66,7 @@ class ArtifactStore:
         self.root = config.path
         self.bundles = config.path / "bundles"
         self.chunks = ChunkStore(config.path, max_bytes=config.max_chunk_store_bytes, max_age=config.chunk_max_age)
-        self._local = threading.local()
+        self._db = ArtifactIndex(self.root, "artifact index")
         # Assembling checks the total size then writes: one at a time per process keeps the limit.
         self._write_lock = threading.Lock()
 
@@ -81,21 +82,10 @@ class ArtifactStore:
         return self
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.root / "index.sqlite", timeout=30, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot open the artifact index in {self.root}: {exc}") from exc
-            self._local.conn = conn
-        return conn
+        return self._db.connection()
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        try:
-            return self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"artifact index query failed: {exc}") from exc
+        return self._db.query(sql, params)
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -241,7 +231,4 @@ class ArtifactStore:
 
     def close(self) -> None:
         """Close this thread's index connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

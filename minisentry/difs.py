@@ -25,6 +25,7 @@ from typing import Any, Iterable
 from .chunks import ChunkStore
 from .config_native import NativeConfig
 from .difparse import DifInfo, DifObject, parse_dif
+from .artifact_index import ArtifactIndex
 from .errors import ArtifactError, StorageError
 
 __all__ = ["DifStore", "DifRef"]
@@ -59,7 +60,7 @@ class DifStore:
         self.dir = root / "difs"
         self.config = config
         self.chunks = chunks
-        self._local = threading.local()
+        self._db = ArtifactIndex(self.root, "debug-file index")
         # The total-size check and the write must not interleave within a process.
         self._write_lock = threading.Lock()
 
@@ -78,21 +79,10 @@ class DifStore:
         return self
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.root / "index.sqlite", timeout=30, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot open the artifact index in {self.root}: {exc}") from exc
-            self._local.conn = conn
-        return conn
+        return self._db.connection()
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        try:
-            return self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"debug-file index query failed: {exc}") from exc
+        return self._db.query(sql, params)
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -209,10 +199,7 @@ class DifStore:
 
     def close(self) -> None:
         """Close this thread's index connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()
 
 
 def _ok(checksum: str, name: str, size: int, info: DifInfo) -> dict[str, Any]:
