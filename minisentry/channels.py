@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable, Protocol, runtime_checkable
 import anyio
 
 __all__ = ["Delivery", "ChannelStats", "Channel", "ChannelSender", "ChannelReceiver", "ChannelFactory",
-           "receive_batch"]
+           "ReceiverBase", "SenderBase", "receive_batch"]
 
 
 class Delivery:
@@ -120,6 +120,39 @@ class ChannelFactory(Protocol):
     name: str
 
     def __call__(self, name: str, capacity: int) -> Channel: ...
+
+
+class ReceiverBase:
+    """Iteration and ``async with`` for a receiver class that defines ``receive()`` and ``aclose()``."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> "ReceiverBase":
+        return self
+
+    async def __anext__(self) -> Delivery:
+        try:
+            return await self.receive()  # type: ignore[attr-defined]
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> "ReceiverBase":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()  # type: ignore[attr-defined]
+
+
+class SenderBase:
+    """``async with`` for a sender class that defines ``aclose()``."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> "SenderBase":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()  # type: ignore[attr-defined]
 
 
 async def receive_batch(receiver: "ChannelReceiver", limit: int) -> list[Delivery]:

@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ..channels import ChannelStats, Delivery
+from ..channels import ChannelStats, Delivery, ReceiverBase, SenderBase
 from ..codec import decode_message, encode_message
 from ..commits import CommitTracker
 from ..config import KafkaConfig
@@ -346,7 +346,7 @@ class KafkaChannel:
                 log.warning("%s: cannot delete payload %s: %s", self.name, key, exc)
 
 
-class KafkaSender:
+class KafkaSender(SenderBase):
     """A producer's handle on a :class:`KafkaChannel`."""
 
     __slots__ = ("_channel", "_closed")
@@ -375,14 +375,8 @@ class KafkaSender:
         """Close this handle (the topic lives on)."""
         self._closed = True
 
-    async def __aenter__(self) -> "KafkaSender":
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-class KafkaReceiver:
+class KafkaReceiver(ReceiverBase):
     """A consumer's handle on a :class:`KafkaChannel`: deliveries from this process's consumer."""
 
     __slots__ = ("_channel", "_stream")
@@ -399,21 +393,7 @@ class KafkaReceiver:
         """Take a buffered delivery. Raises anyio.WouldBlock or anyio.EndOfStream."""
         return self._stream.receive_nowait()
 
-    def __aiter__(self) -> "KafkaReceiver":
-        return self
-
-    async def __anext__(self) -> Delivery:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
     async def aclose(self) -> None:
         """Close this handle."""
         await self._stream.aclose()
 
-    async def __aenter__(self) -> "KafkaReceiver":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..channels import ChannelStats, Delivery
+from ..channels import ChannelStats, Delivery, ReceiverBase, SenderBase
 from ..commits import CommitTracker
 
 __all__ = ["MemoryChannel", "MemorySender", "MemoryReceiver"]
@@ -108,7 +108,7 @@ class MemoryChannel:
         return Delivery(message, ack)
 
 
-class MemorySender:
+class MemorySender(SenderBase):
     """A producer's handle on a :class:`MemoryChannel`."""
 
     __slots__ = ("_channel", "_stream")
@@ -143,14 +143,8 @@ class MemorySender:
         """Close this handle."""
         await self._stream.aclose()
 
-    async def __aenter__(self) -> "MemorySender":
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-class MemoryReceiver:
+class MemoryReceiver(ReceiverBase):
     """A consumer's handle on a :class:`MemoryChannel`; iterate it for deliveries."""
 
     __slots__ = ("_channel", "_stream")
@@ -167,21 +161,7 @@ class MemoryReceiver:
         """Take a buffered delivery. Raises anyio.WouldBlock or anyio.EndOfStream."""
         return self._channel._delivery(self._stream.receive_nowait())
 
-    def __aiter__(self) -> "MemoryReceiver":
-        return self
-
-    async def __anext__(self) -> Delivery:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
     async def aclose(self) -> None:
         """Close this handle."""
         await self._stream.aclose()
 
-    async def __aenter__(self) -> "MemoryReceiver":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

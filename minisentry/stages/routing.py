@@ -17,13 +17,13 @@ from typing import Any
 
 import anyio
 
-from ..channels import ChannelReceiver, ChannelSender, Delivery
+from ..channels import ChannelReceiver, ChannelSender, Delivery, ReceiverBase, SenderBase
 from ..lanes import SLOW, LaneSelector
 
 __all__ = ["LaneRouter", "DemotingReceiver"]
 
 
-class LaneRouter:
+class LaneRouter(SenderBase):
     """A ChannelSender that sends each event to the fast or the slow channel by its project's lane."""
 
     def __init__(self, fast: ChannelSender, slow: ChannelSender, selector: LaneSelector) -> None:
@@ -52,14 +52,8 @@ class LaneRouter:
         await self.fast.aclose()
         await self.slow.aclose()
 
-    async def __aenter__(self) -> "LaneRouter":
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-class DemotingReceiver:
+class DemotingReceiver(ReceiverBase):
     """Wraps the fast lane's receiver: events of projects demoted since routing move to the slow lane.
 
     A move that would block (the slow channel is full) does not happen: the event stays in the fast
@@ -103,22 +97,8 @@ class DemotingReceiver:
             if self._keep(delivery):
                 return delivery
 
-    def __aiter__(self) -> "DemotingReceiver":
-        return self
-
-    async def __anext__(self) -> Delivery:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
     async def aclose(self) -> None:
         """Close the wrapped receiver and this worker's slow-lane sender."""
         await self.inner.aclose()
         await self.slow.aclose()
 
-    async def __aenter__(self) -> "DemotingReceiver":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
