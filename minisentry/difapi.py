@@ -19,10 +19,10 @@ import re
 from typing import Any
 
 import anyio
-import orjson
 
 from .chunks import SHA1_RE
 from .difs import DifStore
+from .jsonbody import json_object
 from .errors import BadRequest, NotFound
 
 __all__ = ["DIF_ASSEMBLE_RE", "parse_assemble_body", "assemble_difs", "MAX_FILES_PER_REQUEST"]
@@ -40,12 +40,7 @@ def parse_assemble_body(body: bytes) -> dict[str, tuple[str, list[str]]]:
     ``debug_id`` is accepted and ignored: the id is read from the file itself. Raises BadRequest
     naming the offending field.
     """
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("body must be a JSON object of checksum -> {name, chunks}")
+    data = json_object(body, "body (a JSON object of checksum -> {name, chunks})")
     if len(data) > MAX_FILES_PER_REQUEST:
         raise BadRequest(f"more than {MAX_FILES_PER_REQUEST} files in one request")
     files: dict[str, tuple[str, list[str]]] = {}

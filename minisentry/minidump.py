@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from .envelope import Envelope, Item
+from .jsonbody import json_object
 from .errors import InvalidMultipart
 from .multipart import Part
 from .stages.ingest import normalize_event_id
@@ -66,12 +67,7 @@ def minidump_envelope(parts: list[Part]) -> Envelope:
     event: dict[str, Any] = {}
     sentry_json = next((p for p in parts if p.name == "sentry" and p.filename is None), None)
     if sentry_json is not None:
-        try:
-            event = orjson.loads(sentry_json.data)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidMultipart(f"form field 'sentry' is not JSON: {exc}") from exc
-        if not isinstance(event, dict):
-            raise InvalidMultipart("form field 'sentry' must be a JSON object")
+        event = json_object(sentry_json.data, "form field 'sentry'", InvalidMultipart)
     attachments = [minidump]
     extra: dict[str, str] = {}
     for part in parts:

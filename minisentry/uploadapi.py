@@ -33,6 +33,7 @@ from .chunks import SHA1_RE, gunzip_limited
 from .config import Config
 from .errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from .httpserver import Request, Response
+from .jsonbody import json_object
 from .multipart import MultipartLimits, parse_multipart
 
 __all__ = ["UploadApi", "ACCEPT"]
@@ -137,12 +138,7 @@ class UploadApi:
             await anyio.to_thread.run_sync(self.artifacts.chunks.put_many, chunks)
 
     async def _assemble(self, request: Request) -> dict[str, Any]:
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"body is not JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
+        body = json_object(request.body)
         unknown = set(body) - {"checksum", "chunks", "projects", "version", "dist"}
         if unknown:
             raise BadRequest(f"unknown field(s) {', '.join(sorted(unknown))[:200]}")

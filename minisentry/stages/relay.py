@@ -71,6 +71,7 @@ from ..relayapi import RelayApi
 from ..relayauth import RELAY_ID_HEADER, SIGNATURE_HEADER, RelayVerifier
 from ..upstreamlimits import UpstreamLimits
 from ..spool import DiskSpool, encode_envelope_message
+from ..jsonbody import json_object
 from .ingest import normalize_event_id
 from .relay_plugins import drop_oversized, plugin_endpoint
 
@@ -330,12 +331,7 @@ class Relay:
             except ValueError as exc:
                 raise BadRequest("duration must be a number of seconds") from exc
         if request.body.strip():
-            try:
-                body = orjson.loads(request.body)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest(f"body is not JSON: {exc}") from exc
-            if not isinstance(body, dict):
-                raise BadRequest("body must be a JSON object")
+            body = json_object(request.body)
             payload.update({k: v for k, v in body.items() if k in ("monitor_config", "status", "environment")})
         try:
             check_in = parse_check_in(project_id, payload, time.time())
