@@ -171,3 +171,11 @@ def test_hostile_event_content_is_rendered_inert(ui):
         body = client.get(path).text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body, path
         assert "<script" not in body.lower(), path
+
+
+def test_the_ui_can_be_disabled(tmp_path, server_factory):
+    from ..conftest import base_config
+
+    server = server_factory(base_config(tmp_path, web={"enabled": False}))
+    assert httpx.get(f"{server.url}/ui/login").status_code == 404
+    assert httpx.get(f"{server.url}/api/relay/healthcheck/live/").status_code == 200
