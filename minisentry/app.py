@@ -23,6 +23,7 @@ import pluggy
 from .api import ReadApi
 from .artifacts import ArtifactStore
 from .uploadapi import UploadApi
+from .web import WebUi
 from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
 from .config import Config
@@ -163,6 +164,8 @@ class Pipeline:
         api = ReadApi(self._read_store, config.api.tokens)
         self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters, settings=self.settings)
         self.relay.plugin_items = plugin_items
+        if config.web.enabled and "relay" in self.roles and hasattr(self.store, "web_session_user"):
+            self.relay.web = WebUi(self.store, config.web, config.server.public_url)
         if "relay" in self.roles and not config.upstream.url:
             self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
             self.difs = await anyio.to_thread.run_sync(

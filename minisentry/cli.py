@@ -476,9 +476,11 @@ def main() -> None:
 from .cli_killswitches import killswitches  # noqa: E402  (late: that module imports helpers from this one)
 from .cli_serve import serve  # noqa: E402
 from .cli_sourcemaps import sourcemaps  # noqa: E402
+from .cli_users import users  # noqa: E402
 cli.add_command(killswitches)
 cli.add_command(serve)
 cli.add_command(sourcemaps)
+cli.add_command(users)
 from .cli_settings import settings as project_settings  # noqa: E402  (late, as above)
 projects.add_command(project_settings)
 

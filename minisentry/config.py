@@ -152,6 +152,21 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    """``[web]``: the server-rendered web UI under ``/ui/`` (users come from ``minisentry users create``)."""
+
+    enabled: bool = True
+    #: Seconds a sign-in lasts.
+    session_max_age: float = 14 * 24 * 3600.0
+    #: Add ``Secure`` to the session cookie (set this when served over HTTPS).
+    secure_cookies: bool = False
+    #: At most this many stored sessions; past it the oldest are signed out.
+    max_sessions: int = 10_000
+    #: Issues per page of the issue stream (at most 100).
+    page_size: int = 25
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProjectConfig:
     """``[[projects]]``: a project and its 32-hex public keys, seeded into the store at startup."""
 
@@ -173,6 +188,7 @@ class Config:
     lanes: LanesConfig = field(default_factory=LanesConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     backends: BackendsConfig = field(default_factory=BackendsConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
@@ -352,6 +368,10 @@ def _validate(config: Config, label: str) -> None:
     for f in dataclasses.fields(LimitsConfig):
         positive(f"limits.{f.name}", getattr(config.limits, f.name))
     positive("storage.batch_size", config.storage.batch_size)
+    for name in ("session_max_age", "max_sessions", "page_size"):
+        positive(f"web.{name}", getattr(config.web, name))
+    if config.web.page_size > 100:
+        raise ConfigError(f"{label}: web.page_size must be at most 100, got {config.web.page_size}")
     positive("channels.capacity", config.channels.capacity)
     for edge, capacity in config.channels.capacities.items():
         if edge not in STAGE_EDGES:

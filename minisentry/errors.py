@@ -15,6 +15,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   ├── AuthMissing             401: no credentials at all
     │   ├── RelayAuthFailed         401: a relay's signature is missing, malformed, wrong or stale
     │   ├── AuthForbidden           403: unknown/disabled key, or a key of another project
+    │   │   └── CsrfRejected        403: a web UI form came without its session's CSRF token
     │   ├── NotFound                404: no such route, project or object
     │   ├── MethodNotAllowed        405
     │   ├── PayloadTooLarge         413: over a size limit (checked after decompression)
@@ -23,6 +24,7 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── PipelineFull            429: the pipeline cannot take more right now
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
+    │   └── UserExists              a web UI user with that email is already stored
     ├── BackendError                a channel or shared-state backend (Kafka, Redis) failed
     │   ├── CodecError              a message record cannot be encoded or decoded
     │   └── BackendFull             a bounded backend is at its configured limit and refused the data
@@ -52,6 +54,7 @@ __all__ = [
     "AuthMissing",
     "RelayAuthFailed",
     "AuthForbidden",
+    "CsrfRejected",
     "NotFound",
     "MethodNotAllowed",
     "PayloadTooLarge",
@@ -60,6 +63,7 @@ __all__ = [
     "RateLimited",
     "SpoolFull",
     "StorageError",
+    "UserExists",
     "BackendError",
     "CodecError",
     "BackendFull",
@@ -156,6 +160,12 @@ class AuthForbidden(RequestError):
     reason = "project_id"
 
 
+class CsrfRejected(AuthForbidden):
+    """403: a web UI POST whose CSRF token is missing or not its session's (or sign-in form's)."""
+
+    reason = "csrf"
+
+
 class NotFound(RequestError):
     """404: no such route or object."""
 
@@ -215,6 +225,10 @@ class RateLimited(RequestError):
 
 class StorageError(MinisentryError):
     """The event store failed (I/O error, corrupt or locked database)."""
+
+
+class UserExists(StorageError):
+    """A web UI user with that email is already stored (``minisentry users create``)."""
 
 
 class BackendError(MinisentryError):

@@ -3,7 +3,8 @@
 One writer (the store stage) writes batches in single transactions; readers (CLI, API, the relay's
 key lookup) open their own connections. WAL mode lets them read while the writer writes. Every write
 is idempotent: an event id already stored for its project is skipped, and its issue count is not
-bumped again, so redelivered messages are harmless.
+bumped again, so redelivered messages are harmless. A new event of a resolved issue reopens it
+(a regression: status back to ``unresolved``).
 
 Methods block on disk I/O; async callers run them in a worker thread.
 """
@@ -26,6 +27,7 @@ from ..messages import ProcessedEvent
 from ..outcomes import Outcome, OutcomeRow, category_of_item
 from ..schedules import parse_schedule
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
+from .sqlite_web import WebMixin, create_web_tables
 
 __all__ = ["SqliteStore"]
 
@@ -38,14 +40,15 @@ __all__ = ["SqliteStore"]
 # 8: adds monitors and check_ins (cron monitoring).
 # 9: adds logs (records of log item containers).
 # 10: adds project_settings (per-project filters, scrubbing, quotas), bumping config_version.
-_SCHEMA_VERSION = 10
+# 11: adds users and web_sessions (the web UI).
+_SCHEMA_VERSION = 11
 
 
 def _now() -> float:
     return time.time()
 
 
-class SqliteStore(ProjectSettingsMixin):
+class SqliteStore(ProjectSettingsMixin, WebMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -188,6 +191,7 @@ class SqliteStore(ProjectSettingsMixin):
                 db.execute(f"CREATE TRIGGER IF NOT EXISTS bump_config_{table}_{action.lower()} AFTER {action} ON {table} "
                            "BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END")
         create_project_settings_table(db)
+        create_web_tables(db)
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
@@ -626,7 +630,8 @@ class SqliteStore(ProjectSettingsMixin):
                      level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
                      metadata = CASE WHEN excluded.last_seen >= last_seen THEN excluded.metadata ELSE metadata END,
                      first_seen = min(first_seen, excluded.first_seen),
-                     last_seen = max(last_seen, excluded.last_seen)
+                     last_seen = max(last_seen, excluded.last_seen),
+                     status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END
                    RETURNING id""",
                 (event.project_id, event.group_hash, event.title, event.culprit, event.level,
                  orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp),

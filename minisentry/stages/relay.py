@@ -15,6 +15,7 @@ Routes (trailing slash optional)::
     GET     /api/relay/healthcheck/ready/     the pipeline accepts events (503 with reasons if not)
     GET     /metrics                          channel statistics and counters (Prometheus text)
     GET     /api/0/...                        the read API (see api.py)
+    GET/POST /ui/..., /                       the web UI (see web/routes.py)
     GET/POST /api/0/organizations/<org>/chunk-upload/, POST .../artifactbundle/assemble/
                                               source-map uploads by sentry-cli (see uploadapi.py)
 
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from ..api import ReadApi
     from ..project_settings import ProjectSettings
     from ..uploadapi import UploadApi
+    from ..web import WebUi
 
 __all__ = ["Relay"]
 
@@ -137,6 +139,8 @@ class Relay:
         self.uploads: "UploadApi | None" = None
         #: Plugins' item types and endpoints (``plugin_items.PluginItems``); set by the Pipeline.
         self.plugin_items: "PluginItems | None" = None
+        #: The web UI under ``/ui/`` (``web.routes.WebUi``), when ``[web] enabled``; set by the Pipeline.
+        self.web: "WebUi | None" = None
 
     # -- Handler protocol -----------------------------------------------------------------------
 
@@ -215,6 +219,8 @@ class Relay:
             return await self.uploads.handle(request)
         if request.path.startswith("/api/0/") and self.api is not None:
             return await self.api.handle(request)
+        if self.web is not None and self.web.matches(request.path):
+            return await self.web.handle(request)
         raise NotFound(f"no route for {request.path}")
 
     def error(self, exc: RequestError, request: Request | None) -> Response:

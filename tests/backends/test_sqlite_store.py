@@ -324,3 +324,14 @@ def test_config_version_moves_on_every_project_and_key_change(tmp_path):
         unchanged = store.config_version()
         store.write_batch([], [])
         assert store.config_version() == unchanged
+
+
+def test_a_resolved_issue_reopens_when_a_new_event_arrives(store):
+    store.write_batch([event(1)], [])
+    (issue,) = store.list_issues()
+    store.set_issue_status(issue["id"], "resolved")
+    store.write_batch([event(1)], [])  # a redelivered event is not a new one: stays resolved
+    assert store.get_issue(issue["id"])["status"] == "resolved"
+    store.write_batch([event(2, timestamp=1001.0)], [])
+    assert store.get_issue(issue["id"])["status"] == "unresolved"
+    assert store.get_issue(issue["id"])["count"] == 2

@@ -1,0 +1,133 @@
+"""The SQLite store's web UI tables: ``users``, ``web_sessions``, and the issue reads/writes the UI needs.
+
+Passwords and session tokens arrive here already hashed (``web/passwords.py``, ``web/sessions.py``):
+nothing in these tables can sign anybody in. ``web_sessions`` is bounded: expired rows are deleted
+whenever a session is created, and past ``max_sessions`` rows the oldest ones go.
+
+A mixin of :class:`~minisentry.backends.sqlite.SqliteStore`: its methods block on disk I/O and
+raise StorageError (UserExists for a duplicate email, NotFound for an unknown issue).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from ..errors import NotFound, UserExists
+
+__all__ = ["WebMixin", "create_web_tables", "ISSUE_SORTS", "ISSUE_STATUSES"]
+
+#: Sort orders of the issue stream: name -> ORDER BY clause (never built from user input).
+ISSUE_SORTS = {
+    "last_seen": "i.last_seen DESC, i.id DESC",
+    "first_seen": "i.first_seen DESC, i.id DESC",
+    "count": "i.count DESC, i.id DESC",
+}
+#: The statuses an operator can set from the UI.
+ISSUE_STATUSES = ("unresolved", "resolved")
+
+
+def create_web_tables(db: Any) -> None:
+    """Create ``users`` and ``web_sessions`` if missing (part of the store's migration)."""
+    db.execute("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, "
+               "password_hash TEXT NOT NULL, created REAL NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS web_sessions (token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, "
+               "created REAL NOT NULL, expires REAL NOT NULL)")
+    db.execute("CREATE INDEX IF NOT EXISTS web_sessions_expires ON web_sessions(expires)")
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class WebMixin:
+    """Users, sessions and issue triage for the web UI (needs the store's ``_run``)."""
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def create_user(self, email: str, password_hash: str) -> int:
+        """Store a user with an already-hashed password; return its id. Raises UserExists, StorageError."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            try:
+                cursor = conn.execute("INSERT INTO users(email, password_hash, created) VALUES (?, ?, ?)",
+                                      (email, password_hash, time.time()))
+            except sqlite3.IntegrityError as exc:
+                raise UserExists(f"a user {email!r} already exists") from exc
+            return int(cursor.lastrowid)
+
+        return self._run(run)  # type: ignore[attr-defined]
+
+    def user_by_email(self, email: str) -> dict[str, Any] | None:
+        """Return ``{"id", "email", "password_hash"}`` or None. Raises StorageError."""
+        row = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
+            "SELECT id, email, password_hash FROM users WHERE email = ?", (email,)).fetchone())
+        return dict(row) if row is not None else None
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def create_web_session(self, token_hash: str, user_id: int, expires: float, *, max_sessions: int) -> None:
+        """Store a session (its token's hash), dropping expired ones and the oldest past ``max_sessions``."""
+        now = time.time()
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM web_sessions WHERE expires <= ?", (now,))
+            conn.execute("DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash FROM web_sessions "
+                         "ORDER BY created DESC LIMIT -1 OFFSET ?)", (max(max_sessions - 1, 0),))
+            conn.execute("INSERT INTO web_sessions(token_hash, user_id, created, expires) VALUES (?, ?, ?, ?)",
+                         (token_hash, user_id, now, expires))
+            conn.execute("COMMIT")
+
+        self._run(run)  # type: ignore[attr-defined]
+
+    def web_session_user(self, token_hash: str) -> dict[str, Any] | None:
+        """Return ``{"user_id", "email", "expires"}`` of a live session, or None. Raises StorageError."""
+        row = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
+            "SELECT s.user_id, u.email, s.expires FROM web_sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.token_hash = ? AND s.expires > ?", (token_hash, time.time())).fetchone())
+        return dict(row) if row is not None else None
+
+    def delete_web_session(self, token_hash: str) -> None:
+        """Forget a session (sign-out); a no-op for an unknown one. Raises StorageError."""
+        self._run(lambda c: c.execute(  # type: ignore[attr-defined]
+            "DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,)))
+
+    # -- issues ---------------------------------------------------------------------------------
+
+    def search_issues(self, project_id: int, *, query: str = "", status: str = "", level: str = "",
+                      sort: str = "last_seen", limit: int = 25, offset: int = 0) -> list[dict[str, Any]]:
+        """One page of a project's issues matching text (title/culprit), status and level.
+
+        ``sort`` is a key of ISSUE_SORTS (others fall back to last_seen). Raises StorageError.
+        """
+        from .sqlite import _issue_row
+
+        sql = ("SELECT i.id, p.slug AS project, i.project_id, i.title, i.culprit, i.level, i.count, i.first_seen, "
+               "i.last_seen, i.status, i.metadata FROM issues i JOIN projects p ON p.id = i.project_id "
+               "WHERE i.project_id = ?")
+        params: list[Any] = [project_id]
+        if query:
+            sql += " AND (i.title LIKE ? ESCAPE '\\' OR i.culprit LIKE ? ESCAPE '\\')"
+            params += [_like(query), _like(query)]
+        if status:
+            sql += " AND i.status = ?"
+            params.append(status)
+        if level:
+            sql += " AND i.level = ?"
+            params.append(level)
+        sql += f" ORDER BY {ISSUE_SORTS.get(sort, ISSUE_SORTS['last_seen'])} LIMIT ? OFFSET ?"
+        params += [limit, offset]
+        rows = self._run(lambda c: c.execute(sql, params).fetchall())  # type: ignore[attr-defined]
+        return [_issue_row(row) for row in rows]
+
+    def set_issue_status(self, issue_id: int, status: str) -> None:
+        """Mark an issue resolved or unresolved. Raises NotFound, ValueError (other status), StorageError."""
+        if status not in ISSUE_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(ISSUE_STATUSES)}")
+        changed = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
+            "UPDATE issues SET status = ? WHERE id = ?", (status, issue_id)).rowcount)
+        if changed == 0:
+            raise NotFound(f"no issue {issue_id}")

@@ -1,0 +1,66 @@
+"""HTML for the web UI: escaping, ``string.Template`` pages, and the shared layout.
+
+Every value goes into a page through :func:`render`, which HTML-escapes it unless it is
+:class:`Markup` (HTML this package built itself from escaped parts). Nothing is loaded from
+elsewhere: the stylesheet is inline. Nothing here blocks or raises (a missing template name is a
+KeyError: a bug).
+"""
+
+from __future__ import annotations
+
+import html
+from string import Template
+from typing import Any, Iterable
+
+__all__ = ["Markup", "escape", "render", "join", "page"]
+
+
+class Markup(str):
+    """A string of HTML already safe to emit as is (built from escaped parts only)."""
+
+
+def escape(value: Any) -> Markup:
+    """Escape ``value`` (any object, via ``str``) for HTML text and quoted attributes; Markup passes through."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape("" if value is None else str(value), quote=True))
+
+
+def render(template: str, **values: Any) -> Markup:
+    """Fill a ``string.Template`` (``$name`` placeholders) with escaped values."""
+    return Markup(Template(template).substitute({name: escape(value) for name, value in values.items()}))
+
+
+def join(parts: Iterable[Any], separator: str = "") -> Markup:
+    """Concatenate escaped parts into Markup."""
+    return Markup(separator.join(escape(part) for part in parts))
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#362d59;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:center}
+header a{color:#fff}header form{margin-left:auto}main{padding:1em 1.5em;max-width:1200px}
+table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}
+.level-error,.level-fatal{color:#b00}.level-warning{color:#a60}.muted{color:#777}
+.frame{border:1px solid #ddd;background:#fff;margin:.3em 0;padding:.3em .6em}
+.frame.in-app{border-left:4px solid #6c5fc7;background:#f6f4ff}
+pre{background:#f4f4f4;padding:.5em;overflow:auto;white-space:pre-wrap;word-break:break-all}
+.context .current{background:#ffe9a8;font-weight:bold}.status-resolved{color:#2a7}
+form.inline{display:inline}.error{color:#b00}nav.pages a{margin-right:1em}
+"""
+
+_LAYOUT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>$title · minisentry</title>
+<meta name="referrer" content="same-origin"><style>$style</style></head>
+<body><header><strong><a href="/ui/">minisentry</a></strong>$user</header>
+<main><h1>$title</h1>$body</main></body></html>
+"""
+
+_USER = """<span>$email</span><form class="inline" method="post" action="/ui/logout">
+<input type="hidden" name="csrf_token" value="$csrf"><button type="submit">Sign out</button></form>"""
+
+
+def page(title: str, body: Markup, *, email: str | None = None, csrf: str = "") -> bytes:
+    """A whole HTML page (UTF-8 bytes) with the header, sign-out form when signed in, and ``body``."""
+    user = render(_USER, email=email, csrf=csrf) if email else Markup("")
+    return render(_LAYOUT, title=title, style=Markup(_STYLE), user=user, body=body).encode()

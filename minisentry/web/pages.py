@@ -1,0 +1,95 @@
+"""The web UI's page bodies: sign-in form, project list, issue stream and issue detail.
+
+Pure functions from store rows to escaped :class:`~minisentry.web.html.Markup`; the routes
+(``routes.py``) fetch the rows and wrap the bodies in the layout. Nothing blocks or raises.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from ..backends.sqlite_web import ISSUE_SORTS, ISSUE_STATUSES
+from .event_view import render_event
+from .html import Markup, join, render
+
+__all__ = ["login_body", "projects_body", "issues_body", "issue_body", "LEVELS"]
+
+#: Levels offered by the issue stream's filter.
+LEVELS = ("fatal", "error", "warning", "info", "debug")
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def login_body(csrf: str, error: str = "") -> Markup:
+    """The sign-in form (email, password, the sign-in form's CSRF token)."""
+    return render("""$error<form method="post" action="/ui/login">
+<p><label>Email <input type="email" name="email" required autofocus></label></p>
+<p><label>Password <input type="password" name="password" required></label></p>
+<input type="hidden" name="csrf_token" value="$csrf"><button type="submit">Sign in</button></form>""",
+                  error=render('<p class="error">$e</p>', e=error) if error else Markup(""), csrf=csrf)
+
+
+def projects_body(projects: list[dict[str, Any]], dsn_of: Any) -> Markup:
+    """The project list: slug (linking to its issues) and DSNs (``dsn_of(key, project_id)``)."""
+    rows = [render('<tr><td><a href="/ui/projects/$slug/issues/">$slug</a></td><td>$id</td><td>$dsns</td></tr>',
+                   slug=project["slug"], id=project["id"],
+                   dsns=join((render("<div><code>$d</code></div>", d=dsn_of(key, project["id"]))
+                              for key in project.get("keys", [])))) for project in projects]
+    return render("<table><tr><th>Project</th><th>Id</th><th>DSNs</th></tr>$rows</table>", rows=join(rows))
+
+
+def _select(name: str, current: str, options: tuple[str, ...], blank: str | None) -> Markup:
+    choices = [render('<option value=""$sel>$label</option>', sel=Markup(" selected") if not current else Markup(""),
+                      label=blank)] if blank is not None else []
+    choices += [render('<option value="$v"$sel>$v</option>', v=option,
+                       sel=Markup(" selected") if option == current else Markup("")) for option in options]
+    return render('<select name="$name">$choices</select>', name=name, choices=join(choices))
+
+
+def issues_body(project: str, issues: list[dict[str, Any]], params: dict[str, str], page: int, more: bool) -> Markup:
+    """The issue stream: the search form, one page of issues and previous/next links."""
+    form = render("""<form method="get" class="search"><input type="search" name="query" value="$query"
+placeholder="Search title or culprit"> $status $level Sort $sort <button type="submit">Search</button></form>""",
+                  query=params.get("query", ""),
+                  status=_select("status", params.get("status", ""), ISSUE_STATUSES, "any status"),
+                  level=_select("level", params.get("level", ""), LEVELS, "any level"),
+                  sort=_select("sort", params.get("sort", "last_seen"), tuple(ISSUE_SORTS), None))
+    rows = [render("""<tr><td><a href="/ui/issues/$id/">$title</a><div class="muted">$culprit</div></td>
+<td class="level-$level">$level</td><td class="status-$status">$status</td><td>$count</td><td>$first</td><td>$last</td></tr>""",
+                   id=issue["id"], title=issue["title"] or "(no title)", culprit=issue["culprit"] or "",
+                   level=issue["level"], status=issue["status"], count=issue["count"],
+                   first=_when(issue["first_seen"]), last=_when(issue["last_seen"])) for issue in issues]
+    table = render("""<table class="issues"><tr><th>Issue</th><th>Level</th><th>Status</th><th>Events</th>
+<th>First seen</th><th>Last seen</th></tr>$rows</table>""", rows=join(rows)) if rows \
+        else Markup('<p class="muted">No issues match.</p>')
+    keep = {key: value for key, value in params.items() if key in ("query", "status", "level", "sort") and value}
+    links = []
+    if page > 1:
+        links.append(render('<a rel="prev" href="?$q">Previous</a>', q=urlencode({**keep, "page": page - 1})))
+    if more:
+        links.append(render('<a rel="next" href="?$q">Next</a>', q=urlencode({**keep, "page": page + 1})))
+    return render('<p><a href="/ui/">All projects</a> · $project</p>$form$table<nav class="pages">$links</nav>',
+                  project=project, form=form, table=table, links=join(links))
+
+
+def issue_body(issue: dict[str, Any], event: dict[str, Any] | None, csrf: str) -> Markup:
+    """Issue detail: title, culprit, counts, first/last seen, resolve/unresolve, the latest event."""
+    target = "unresolved" if issue["status"] == "resolved" else "resolved"
+    button = "Unresolve" if target == "unresolved" else "Resolve"
+    return render("""<p><a href="/ui/projects/$project/issues/">$project</a></p>
+<p class="culprit">$culprit</p>
+<table class="summary"><tr><th>Status</th><td class="status-$status" id="status">$status</td></tr>
+<tr><th>Level</th><td class="level-$level">$level</td></tr><tr><th>Events</th><td>$count</td></tr>
+<tr><th>First seen</th><td>$first</td></tr><tr><th>Last seen</th><td>$last</td></tr></table>
+<form method="post" action="/ui/issues/$id/status"><input type="hidden" name="csrf_token" value="$csrf">
+<input type="hidden" name="status" value="$target"><button type="submit">$button</button></form>$event""",
+                  project=issue["project"], culprit=issue["culprit"] or "", status=issue["status"],
+                  level=issue["level"], count=issue["count"], first=_when(issue["first_seen"]),
+                  last=_when(issue["last_seen"]), id=issue["id"], csrf=csrf, target=target, button=button,
+                  event=render_event(event) if event is not None else Markup('<p class="muted">No event stored.</p>'))

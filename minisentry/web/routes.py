@@ -1,0 +1,189 @@
+"""The web UI's routes under ``/ui/`` (and ``/``, which redirects there): :class:`WebUi`.
+
+Routes::
+
+    GET  /ui/login                          the sign-in form          POST /ui/login    sign in
+    POST /ui/logout                         sign out
+    GET  /ui/                               projects with their DSNs
+    GET  /ui/projects/<slug>/issues/        the issue stream (?query= &status= &level= &sort= &page=)
+    GET  /ui/issues/<id>/                   an issue and its latest event
+    POST /ui/issues/<id>/status             resolve / unresolve (form field ``status``)
+
+Every page but the sign-in form needs a session (otherwise a redirect to it); every POST needs its
+form's CSRF token (otherwise 403). Errors are answered as small HTML pages, never raised.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+
+from ..errors import AuthForbidden, BadRequest, MethodNotAllowed, NotFound, RequestError
+from ..httpserver import Request, Response
+from .html import page, render
+from .pages import LEVELS, issue_body, issues_body, login_body, projects_body
+from .passwords import verify_password
+from .sessions import LOGIN_COOKIE, Session, Sessions, check_csrf, cookies
+
+__all__ = ["WebUi"]
+
+_ISSUES_RE = re.compile(r"^/ui/projects/([\w.-]{1,100})/issues/?$")
+_ISSUE_RE = re.compile(r"^/ui/issues/(\d{1,18})/?$")
+_STATUS_RE = re.compile(r"^/ui/issues/(\d{1,18})/status/?$")
+_HTML = "text/html; charset=utf-8"
+_SECURITY_HEADERS = [
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                                "frame-ancestors 'none'; base-uri 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cache-Control", "no-store"),
+]
+_MAX_FORM_FIELDS = 20
+
+
+def _html(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, body, [*_SECURITY_HEADERS, *(headers or [])], content_type=_HTML)
+
+
+def _redirect(location: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    return _html(303, b"", [("Location", location), *(headers or [])])
+
+
+def _form(request: Request) -> dict[str, str]:
+    pairs = parse_qsl(request.body.decode("utf-8", "replace"), max_num_fields=_MAX_FORM_FIELDS)
+    return dict(pairs)
+
+
+class WebUi:
+    """Serves the web UI from a writable store (``SqliteStore`` or one with the same web methods).
+
+    ``handle`` never raises for a refused request: it answers 303/403/404/405 pages itself. Store
+    calls and password checks run in worker threads.
+    """
+
+    def __init__(self, store: Any, web_config: Any, public_url: str = "") -> None:
+        self.store = store
+        self.config = web_config
+        self.public_url = public_url.rstrip("/")
+        self.sessions = Sessions(store, max_age=web_config.session_max_age, max_sessions=web_config.max_sessions,
+                                 secure=web_config.secure_cookies)
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        """Whether ``path`` belongs to the web UI (``/`` or under ``/ui/``)."""
+        return path == "/" or path == "/ui" or path.startswith("/ui/")
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one web UI request (see the module docstring). Raises StorageError only."""
+        try:
+            return await self._route(request)
+        except RequestError as exc:
+            body = page(f"{exc.status}", render("<p>$detail</p>", detail=exc.detail))
+            return _html(exc.status, body)
+
+    async def _route(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if path in ("/", "/ui"):
+            return _redirect("/ui/")
+        if path == "/ui/login":
+            return await self._login(request)
+        session = await self.sessions.current(request)
+        if method == "POST":
+            if session is None:
+                raise AuthForbidden("not signed in")
+            form = _form(request)
+            check_csrf(session.csrf, form)
+            if path == "/ui/logout":
+                return _redirect("/ui/login", [("Set-Cookie", await self.sessions.end(session))])
+            match = _STATUS_RE.match(path)
+            if match is not None:
+                return await self._set_status(int(match.group(1)), form)
+            raise NotFound(f"no route for {path}")
+        if method != "GET":
+            raise MethodNotAllowed(f"{method} is not allowed here")
+        if session is None:
+            return _redirect("/ui/login")
+        if path == "/ui/":
+            return await self._projects(request, session)
+        match = _ISSUES_RE.match(path)
+        if match is not None:
+            return await self._issues(request, session, match.group(1))
+        match = _ISSUE_RE.match(path)
+        if match is not None:
+            return await self._issue(session, int(match.group(1)))
+        raise NotFound(f"no page {path}")
+
+    # -- sign-in --------------------------------------------------------------------------------
+
+    async def _login(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self._login_form()
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not allowed here")
+        form = _form(request)
+        check_csrf(cookies(request).get(LOGIN_COOKIE, ""), form)
+        email = form.get("email", "").strip().lower()
+        password = form.get("password", "")
+        user = await anyio.to_thread.run_sync(self.store.user_by_email, email) if email else None
+        ok = await anyio.to_thread.run_sync(verify_password, password, user["password_hash"] if user else None)
+        if user is None or not ok:
+            return self._login_form("Wrong email or password.", status=403)
+        set_cookie = await self.sessions.start(user["id"])
+        return _redirect("/ui/", [("Set-Cookie", set_cookie),
+                                  ("Set-Cookie", self.sessions.cookie(LOGIN_COOKIE, "", 0))])
+
+    def _login_form(self, error: str = "", status: int = 200) -> Response:
+        token = secrets.token_urlsafe(24)
+        body = page("Sign in", login_body(token, error))
+        return _html(status, body, [("Set-Cookie", self.sessions.cookie(LOGIN_COOKIE, token, 3600))])
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    def _dsn(self, request: Request, key: str, project_id: int) -> str:
+        base = self.public_url or f"http://{request.headers.get('host', 'localhost')}"
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://{key}@{rest}/{project_id}"
+
+    async def _projects(self, request: Request, session: Session) -> Response:
+        projects = await anyio.to_thread.run_sync(self.store.list_projects)
+        body = projects_body(projects, lambda key, pid: self._dsn(request, key, pid))
+        return _html(200, page("Projects", body, email=session.email, csrf=session.csrf))
+
+    async def _issues(self, request: Request, session: Session, slug: str) -> Response:
+        params = dict(parse_qsl(request.query, max_num_fields=_MAX_FORM_FIELDS))
+        project = await anyio.to_thread.run_sync(self.store.project_by_slug, slug)
+        try:
+            number = min(max(int(params.get("page", "1")), 1), 10_000)
+        except ValueError:
+            number = 1
+        size = self.config.page_size
+        level = params.get("level", "") if params.get("level", "") in LEVELS else ""
+        status = params.get("status", "") if params.get("status", "") in ("unresolved", "resolved", "ignored") else ""
+        rows = await anyio.to_thread.run_sync(lambda: self.store.search_issues(
+            project["id"], query=params.get("query", "")[:200], status=status, level=level,
+            sort=params.get("sort", "last_seen"), limit=size + 1, offset=(number - 1) * size))
+        body = issues_body(slug, rows[:size], {**params, "level": level, "status": status}, number, len(rows) > size)
+        return _html(200, page(f"Issues of {slug}", body, email=session.email, csrf=session.csrf))
+
+    async def _issue(self, session: Session, issue_id: int) -> Response:
+        issue = await anyio.to_thread.run_sync(self.store.get_issue, issue_id)
+        try:
+            event = await anyio.to_thread.run_sync(self.store.latest_event, issue_id)
+        except NotFound:
+            event = None
+        body = issue_body(issue, event, session.csrf)
+        return _html(200, page(issue["title"] or f"Issue {issue_id}", body, email=session.email, csrf=session.csrf))
+
+    async def _set_status(self, issue_id: int, form: dict[str, str]) -> Response:
+        status = form.get("status", "")
+        if status not in ("resolved", "unresolved"):
+            raise BadRequest(f"status must be resolved or unresolved, got {status[:40]!r}")
+        await anyio.to_thread.run_sync(self.store.set_issue_status, issue_id, status)
+        return _redirect(f"/ui/issues/{issue_id}/")
+
+
