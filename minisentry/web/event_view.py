@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .html import Markup, escape, join, render
+from .html import Markup, join, render
 
 __all__ = ["render_event"]
 

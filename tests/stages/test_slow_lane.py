@@ -89,15 +89,17 @@ async def test_fast_events_keep_their_latency_while_a_slow_project_floods(make_c
         symbolicator = FetchingSymbolicator(client)
         config = make_config(
             stages={"concurrency": {"symbolicate": 4, "symbolicate_slow": 2}, "symbolicate_deadline": 30.0},
-            lanes={"bucket_seconds": 1.0, "window_seconds": 10.0, "budget": 0.02, "backoff_seconds": 30.0},
+            # The fast project is pinned: on a loaded machine its own (charged) durations could
+            # otherwise demote it too, which is right for the selector but not what this test is about.
+            lanes={"bucket_seconds": 1.0, "window_seconds": 10.0, "budget": 0.02, "backoff_seconds": 30.0,
+                   "force_fast": [FAST_PROJECT]},
         )
         pm = make_plugin_manager(entry_points=False, extra=(Plugin(symbolicator),))
         async with Pipeline(config, http=False, plugin_manager=pm) as pipeline:
             alone = await fast_latencies(pipeline, symbolicator, 60, slow_every=None)
             # 5% of all events now need a slow symbolication.
             mixed = await fast_latencies(pipeline, symbolicator, 60, slow_every=20)
-            assert pipeline.lanes.lane_of(SLOW_PROJECT) == "slow"
-            assert pipeline.lanes.lane_of(FAST_PROJECT) == "fast"
+            assert pipeline.lanes.lane_of(SLOW_PROJECT) == "slow"  # found and demoted by its cost alone
             slow_lane = next(s for s in pipeline.statistics() if s.name == "symbolicate_slow")
             assert slow_lane.sent >= 1
         await client.aclose()
