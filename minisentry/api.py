@@ -7,6 +7,7 @@ Routes::
     GET /api/0/organizations/<org>/stats_v2/?groupBy=outcome&groupBy=category&interval=1h&statsPeriod=24h
     GET /api/0/projects/<org>/<project>/events/<event_id>/attachments/           an event's attachments
     GET /api/0/projects/<org>/<project>/events/<event_id>/attachments/<id>/?download   one, as a file
+    GET /api/0/plugins/<name>/<path>               a plugin's read route (``minisentry_register_api_routes``)
 
 There is one organization: any ``<org>`` slug is accepted. Tokens come from ``[api] tokens``; with
 none configured every call is refused. Pagination follows Sentry's ``Link`` header with cursors.
@@ -34,6 +35,7 @@ _LATEST_RE = re.compile(r"^/api/0/issues/(\d{1,18})/events/latest/?$")
 _STATS_RE = re.compile(r"^/api/0/organizations/([\w.-]+)/stats_v2/?$")
 _ATTACHMENTS_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/?$")
 _ATTACHMENT_RE = re.compile(r"^/api/0/projects/([\w.-]+)/([\w-]+)/events/([0-9a-fA-F-]{32,36})/attachments/(\d{1,18})/?$")
+_PLUGIN_RE = re.compile(r"^/api/0/plugins/([a-z][a-z0-9_-]{0,39})(?:/(.*))?$")
 _MAX_LIMIT = 100
 
 
@@ -121,9 +123,11 @@ def _attachment_to_api(row: dict[str, Any]) -> dict[str, Any]:
 class ReadApi:
     """Answers ``/api/0/`` requests from a read-only store. Store calls run in worker threads."""
 
-    def __init__(self, store: Any, tokens: list[str]) -> None:
+    def __init__(self, store: Any, tokens: list[str], plugin_routes: dict[str, Any] | None = None) -> None:
         self.store = store
         self.tokens = [token.encode() for token in tokens]
+        #: Plugins' read routes by name (``minisentry_register_api_routes``).
+        self.plugin_routes = plugin_routes or {}
 
     def _authorize(self, request: Request) -> None:
         check_bearer(request, self.tokens)
@@ -149,7 +153,23 @@ class ReadApi:
         match = _ATTACHMENT_RE.match(request.path)
         if match is not None:
             return await self._attachment(request, match.group(2), match.group(3), int(match.group(4)))
+        match = _PLUGIN_RE.match(request.path)
+        if match is not None:
+            return await self._plugin_route(request, match.group(1), match.group(2) or "")
         raise NotFound(f"no route for {request.path}")
+
+    async def _plugin_route(self, request: Request, name: str, path: str) -> Response:
+        """A plugin's ``get(db, path, query)`` on a read-only view of the store, in a worker thread.
+
+        What it returns is sent as JSON; RequestErrors it raises (NotFound, BadRequest) are answered
+        as such; any other exception is the plugin's bug, logged and answered 500 by the server.
+        """
+        route = self.plugin_routes.get(name)
+        if route is None or not hasattr(self.store, "read_plugin"):
+            raise NotFound(f"no plugin route {name!r}")
+        query = dict(parse_qsl(request.query))
+        result = await anyio.to_thread.run_sync(self.store.read_plugin, lambda db: route.get(db, path.strip("/"), query))
+        return Response(200, orjson.dumps(result))
 
     async def _stats(self, request: Request) -> Response:
         params = parse_qsl(request.query)

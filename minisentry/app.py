@@ -161,7 +161,7 @@ class Pipeline:
                                     check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000),
                                     settings=self.settings, plugin_items=plugin_items)
         keys = ProjectKeys(self._read_store.project_keys)
-        api = ReadApi(self._read_store, config.api.tokens)
+        api = ReadApi(self._read_store, config.api.tokens, collect(self.pm, "minisentry_register_api_routes"))
         self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters, settings=self.settings)
         self.relay.plugin_items = plugin_items
         if config.web.enabled and "relay" in self.roles and hasattr(self.store, "web_session_user"):

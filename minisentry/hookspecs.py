@@ -64,5 +64,10 @@ def minisentry_register_endpoints() -> list[Any]:
 
 
 @hookspec
+def minisentry_register_api_routes() -> list[Any]:
+    """Return read-API routes: objects with ``name`` (``GET /api/0/plugins/<name>/...``) and ``get(db, path, query)``."""
+
+
+@hookspec
 def minisentry_process_event(project_id: int, event: dict) -> None:
     """Change one processed event in place before it is stored; raising marks it ``plugin_failed``."""

@@ -376,6 +376,13 @@ class SqliteStore(ProjectSettingsMixin, WebMixin):
                 item_type.migrate(sqlite_utils.Database(conn))
         self._run(run)
 
+    def read_plugin(self, read: Any) -> Any:
+        """Return ``read(db)`` with a sqlite-utils Database on this file (a plugin's read route). Blocks.
+
+        Raises StorageError for SQLite failures; the plugin's other exceptions pass through.
+        """
+        return self._run(lambda conn: read(sqlite_utils.Database(conn)))
+
     def write_plugin_records(self, item_type: Any, records: list[Any]) -> None:
         """Write one item type's records with its ``store(db, records)`` in one transaction. Blocks.
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import sentry_sdk
 
-from ..conftest import KEY, ServerProcess, base_config, write_config
+from ..conftest import KEY, TOKEN, ServerProcess, base_config, write_config
 from .test_sdk import cli, close_sdk, init_sdk, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -46,6 +46,17 @@ def test_deploy_marker_error_and_archive(tmp_path):
         issues = wait_for(lambda: json.loads(cli(config, "issues", "--json").stdout), timeout=30)
         shown = json.loads(cli(config, "deploys", "for-issue", str(issues[0]["id"]), "--json").stdout)
         assert shown["release"] == "shop@1.2.3" and shown["url"] == "https://ci.example.com/runs/42"
+
+        # The same, through the plugin's read-API route, behind the API's bearer token.
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        listed = httpx.get(f"{server.url}/api/0/plugins/deploys/?project=1", headers=auth).json()
+        assert [d["release"] for d in listed] == ["shop@1.2.3"]
+        before = httpx.get(f"{server.url}/api/0/plugins/deploys/issue/{issues[0]['id']}/", headers=auth).json()
+        assert before["deploy"]["url"] == "https://ci.example.com/runs/42"
+        assert httpx.get(f"{server.url}/api/0/plugins/deploys/").status_code == 401
+        assert httpx.get(f"{server.url}/api/0/plugins/deploys/issue/999999/", headers=auth).status_code == 404
+        assert httpx.get(f"{server.url}/api/0/plugins/deploys/?limit=0", headers=auth).status_code == 400
+        assert httpx.get(f"{server.url}/api/0/plugins/nosuch/", headers=auth).status_code == 404
 
         lines = wait_for(lambda: archive.exists() and archive.read_text().splitlines(), timeout=30)
         archived = json.loads(lines[0])

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-TABLE = "plugin_deploys"
+from .queries import NoSuchIssue, deploy_before_issue, list_deploys
 
 
 def _connect(ctx: click.Context) -> sqlite3.Connection:
@@ -22,15 +22,6 @@ def _connect(ctx: click.Context) -> sqlite3.Connection:
         raise click.ClickException(f"cannot open the store {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row
     return conn
-
-
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> list[dict[str, Any]]:
-    try:
-        return [dict(row) for row in conn.execute(sql, params)]
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []  # no server with this plugin has written the store yet
-        raise click.ClickException(str(exc)) from exc
 
 
 def _iso(timestamp: float) -> str:
@@ -55,9 +46,7 @@ def deploys() -> None:
 def deploys_list(ctx: click.Context, project_id: int | None, limit: int, as_json: bool) -> None:
     """List deploy markers, newest first."""
     with _connect(ctx) as conn:
-        where, params = ("WHERE project_id = ?", (project_id,)) if project_id is not None else ("", ())
-        rows = _rows(conn, f"SELECT project_id, release, environment, timestamp, url FROM {TABLE} {where} "
-                           f"ORDER BY timestamp DESC LIMIT ?", (*params, limit))
+        rows = list_deploys(conn, project_id, limit)
     if as_json:
         click.echo(json.dumps(rows))
     elif not rows:
@@ -73,16 +62,15 @@ def deploys_list(ctx: click.Context, project_id: int | None, limit: int, as_json
 def deploys_for_issue(ctx: click.Context, issue_id: int, as_json: bool) -> None:
     """Show the last deploy of the issue's project before it was first seen."""
     with _connect(ctx) as conn:
-        issue = _rows(conn, "SELECT project_id, first_seen FROM issues WHERE id = ?", (issue_id,))
-        if not issue:
-            raise click.ClickException(f"no issue {issue_id}")
-        rows = _rows(conn, f"SELECT project_id, release, environment, timestamp, url FROM {TABLE} "
-                           f"WHERE project_id = ? AND timestamp <= ? ORDER BY timestamp DESC LIMIT 1",
-                     (issue[0]["project_id"], issue[0]["first_seen"]))
+        try:
+            issue, deploy = deploy_before_issue(conn, issue_id)
+        except NoSuchIssue as exc:
+            raise click.ClickException(str(exc)) from exc
+    rows = [deploy] if deploy is not None else []
     if as_json:
         click.echo(json.dumps(rows[0] if rows else None))
     elif rows:
-        click.echo(f"issue {issue_id} first seen {_iso(issue[0]['first_seen'])}, after deploy {rows[0]['release']} "
+        click.echo(f"issue {issue_id} first seen {_iso(issue['first_seen'])}, after deploy {rows[0]['release']} "
                    f"({rows[0]['environment']}) at {_iso(rows[0]['timestamp'])}")
     else:
         click.echo(f"issue {issue_id}: no deploy before it was first seen")

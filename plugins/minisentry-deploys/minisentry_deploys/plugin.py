@@ -16,9 +16,10 @@ import orjson
 import sqlite_utils
 
 from minisentry import hookimpl
-from minisentry.errors import InvalidItem
+from minisentry.errors import BadRequest, InvalidItem, NotFound
 
 from .commands import deploys as deploys_group
+from .queries import NoSuchIssue, deploy_before_issue, list_deploys
 
 TABLE = "plugin_deploys"
 _MAX_TEXT = 200
@@ -104,6 +105,37 @@ class DeployEndpoint:
     def to_item(self, body: bytes, query: dict[str, str]) -> bytes:
         """The body as it is (``parse`` checks it)."""
         return body
+
+
+class DeployRoutes:
+    """Read API: ``GET /api/0/plugins/deploys/[?project=ID&limit=N]`` and ``.../deploys/issue/<id>/``."""
+
+    name = "deploys"
+
+    def get(self, db: sqlite_utils.Database, path: str, query: dict[str, str]) -> Any:
+        """Answer one read (blocking, in a worker thread). Raises BadRequest or NotFound."""
+        if path == "":
+            try:
+                project_id = int(query["project"]) if "project" in query else None
+                limit = int(query.get("limit", "100"))
+            except ValueError as exc:
+                raise BadRequest("project and limit must be integers") from exc
+            if not 1 <= limit <= 1000:
+                raise BadRequest("limit must be 1..1000")
+            return list_deploys(db.conn, project_id, limit)
+        parts = path.split("/")
+        if len(parts) == 2 and parts[0] == "issue" and parts[1].isdigit():
+            try:
+                issue, deploy = deploy_before_issue(db.conn, int(parts[1]))
+            except NoSuchIssue as exc:
+                raise NotFound(str(exc)) from exc
+            return {"issue_id": int(parts[1]), "first_seen": issue["first_seen"], "deploy": deploy}
+        raise NotFound(f"no deploys route {path!r}")
+
+
+@hookimpl
+def minisentry_register_api_routes():
+    return [DeployRoutes()]
 
 
 @hookimpl
