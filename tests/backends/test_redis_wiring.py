@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import services
+
 from minisentry.backend_registry import open_backends, publish_change
 from minisentry.cli import cli
 from minisentry.config import config_from_dict
@@ -69,7 +71,7 @@ def test_redis_selected_without_redis_py_says_what_to_install(make_config, monke
 
 
 def test_an_unreachable_redis_fails_at_startup_naming_the_url_without_the_password(make_config):
-    pytest.importorskip("redis")
+    services.require_module("redis")
     config = make_config(redis={"url": "redis://admin:s3cret-pw@127.0.0.1:1/0", "socket_timeout": 1.0},
                          backends={"quota_counters": "redis"})
     with pytest.raises(BackendError) as caught:
@@ -80,7 +82,7 @@ def test_an_unreachable_redis_fails_at_startup_naming_the_url_without_the_passwo
 
 @pytest.mark.anyio
 async def test_a_pipeline_does_not_start_with_an_unreachable_redis(make_config):
-    pytest.importorskip("redis")
+    services.require_module("redis")
     config = make_config(redis={"url": "redis://127.0.0.1:1/0", "socket_timeout": 1.0}, backends={"fanout": "redis"})
     with pytest.raises(BackendError, match=r"Redis at redis://127.0.0.1:1/0: connect failed"):
         async with running_pipeline(config):
@@ -138,7 +140,7 @@ def test_any_redis_and_backends_tables_load_or_raise_config_error(redis, backend
 
 
 def test_redact_url_hides_passwords_and_query_strings():
-    redis_client = pytest.importorskip("minisentry.backends.redis_client")
+    redis_client = services.require_module("minisentry.backends.redis_client")
     redact = redis_client.redact_url
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert redact("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
@@ -152,7 +154,7 @@ def test_redact_url_hides_passwords_and_query_strings():
 @given(password=st.text(alphabet=st.characters(codec="utf-8", exclude_characters="@/?#[]"), min_size=4),
        garbage=st.text(max_size=60))
 def test_redact_url_never_shows_the_password_and_never_raises(password, garbage):
-    redis_client = pytest.importorskip("minisentry.backends.redis_client")
+    redis_client = services.require_module("minisentry.backends.redis_client")
     shown = redis_client.redact_url(f"redis://user:{password}@example.invalid:6379/0")
     if password not in "redis://user:***@example.invalid:6379/0":
         assert password not in shown
@@ -162,7 +164,7 @@ def test_redact_url_never_shows_the_password_and_never_raises(password, garbage)
 @settings(max_examples=300, deadline=None)
 @given(channel=st.one_of(st.binary(max_size=80), st.text(max_size=80), st.none(), st.integers()))
 def test_topic_of_never_raises_and_returns_only_valid_topics(channel):
-    redis_fanout = pytest.importorskip("minisentry.backends.redis_fanout")
+    redis_fanout = services.require_module("minisentry.backends.redis_fanout")
     topic = redis_fanout.topic_of(channel, "pre")
     assert topic is None or redis_fanout.check_topic(topic) == topic
     assert redis_fanout.topic_of(b"pre:fanout:projects", "pre") == "projects"
@@ -239,7 +241,7 @@ async def test_a_key_disabled_with_the_cli_is_refused_within_a_second_despite_a_
 
 
 def test_the_cli_warns_but_succeeds_when_the_fanout_cannot_publish(tmp_path):
-    pytest.importorskip("redis")
+    services.require_module("redis")
     raw = base_config(tmp_path, redis={"url": "redis://:pw@127.0.0.1:1/0", "socket_timeout": 1.0},
                       backends={"fanout": "redis"})
     config_path = write_config(tmp_path / "minisentry.toml", raw)
