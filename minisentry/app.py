@@ -51,6 +51,7 @@ from .projects import ProjectKeys
 from .project_settings import ProjectSettings
 from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
 from .stages.store import write_side_records, write_side_records_blocking
+from .retention import prune_round
 from .stages.relay import Relay
 from .stages.routing import DemotingReceiver, LaneRouter
 
@@ -182,6 +183,7 @@ class Pipeline:
             await self._task_group.start(self._watch_lane_overrides)
             if "store" in self.roles:
                 self._task_group.start_soon(self._monitor_clock)
+                self._task_group.start_soon(self._retention)
             else:
                 self._task_group.start_soon(self._write_side_records)
             if self._bound_channels is not None:
@@ -323,6 +325,13 @@ class Pipeline:
                     continue
                 if changed:
                     log.info("cron monitors: %d check-ins missed or timed out", changed)
+
+    async def _retention(self) -> None:
+        """Every ``retention.interval`` seconds, delete what ``[retention]`` no longer keeps (bounded)."""
+        with self._watcher_scope():
+            while True:
+                await anyio.sleep(self.config.retention.interval)
+                await prune_round(self.store, self.config.retention)
 
     async def _drain_spool(self, sender: Any) -> None:
         def expired(message: Any) -> None:

@@ -167,6 +167,21 @@ class WebConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetentionConfig:
+    """``[retention]``: how long events are kept (0 switches a rule off). Issues keep their counts."""
+
+    #: Events and transactions received longer ago than this many days are deleted.
+    days: float = 90.0
+    #: A project keeps at most this many events; the oldest beyond it are deleted.
+    max_events_per_project: int = 0
+    #: Seconds between pruning rounds (run by the process with the store role).
+    interval: float = 60.0
+    #: Rows deleted per transaction; a round runs at most ``max_batches`` of them.
+    batch: int = 1000
+    max_batches: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProjectConfig:
     """``[[projects]]``: a project and its 32-hex public keys, seeded into the store at startup."""
 
@@ -189,6 +204,7 @@ class Config:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     backends: BackendsConfig = field(default_factory=BackendsConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
@@ -384,6 +400,11 @@ def _validate(config: Config, label: str) -> None:
     if config.stages.concurrency.get("store", 1) != 1:
         raise ConfigError(f"{label}: stages.concurrency.store must be 1 (one writer per store)")
     _validate_kafka(config.kafka, label, positive)
+    retention = config.retention
+    if retention.days < 0 or retention.max_events_per_project < 0:
+        raise ConfigError(f"{label}: retention.days and retention.max_events_per_project must be >= 0 (0: off)")
+    for name in ("interval", "batch", "max_batches"):
+        positive(f"retention.{name}", getattr(retention, name))
     positive("stages.enqueue_timeout", config.stages.enqueue_timeout)
     if not 0 <= config.stages.process_workers <= 64:
         raise ConfigError(f"{label}: stages.process_workers must be 0..64, got {config.stages.process_workers}")

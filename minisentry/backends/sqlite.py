@@ -28,6 +28,7 @@ from ..outcomes import Outcome, OutcomeRow, category_of_item
 from ..schedules import parse_schedule
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
+from .sqlite_retention import RetentionMixin, create_retention_indexes
 
 __all__ = ["SqliteStore"]
 
@@ -41,14 +42,14 @@ __all__ = ["SqliteStore"]
 # 9: adds logs (records of log item containers).
 # 10: adds project_settings (per-project filters, scrubbing, quotas), bumping config_version.
 # 11: adds users and web_sessions (the web UI).
-_SCHEMA_VERSION = 11
+_SCHEMA_VERSION = 12
 
 
 def _now() -> float:
     return time.time()
 
 
-class SqliteStore(ProjectSettingsMixin, WebMixin):
+class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -192,6 +193,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin):
                            "BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END")
         create_project_settings_table(db)
         create_web_tables(db)
+        create_retention_indexes(db)
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
