@@ -35,7 +35,7 @@ def test_bad_markers_name_the_field(body, reason):
 
 @given(st.one_of(st.binary(max_size=300), st.dictionaries(
     st.sampled_from(["release", "environment", "timestamp", "url"]),
-    st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), st.integers(), st.text(max_size=50)),
+    st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), st.integers(-2**63, 2**63 - 1), st.text(max_size=50)),
 ).map(orjson.dumps)))
 def test_parse_never_fails_other_than_invalid_item(body):
     try:
