@@ -468,17 +468,20 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
 
         self._run(run)
 
+    def _project_filter(self, project_slug: str | None, keyword: str) -> tuple[str, list[Any]]:
+        """SQL `` {keyword} p.slug = ?`` and its parameter for an optional project. Raises NotFound for an unknown one."""
+        if project_slug is None:
+            return "", []
+        self.project_by_slug(project_slug)
+        return f" {keyword} p.slug = ?", [project_slug]
+
     def list_logs(self, project_slug: str | None = None, *, level: str | None = None,
                   limit: int = 100) -> list[dict[str, Any]]:
         """Log records, newest first. Raises NotFound for an unknown project."""
-        if project_slug is not None:
-            self.project_by_slug(project_slug)
         sql = ("SELECT p.slug, l.timestamp, l.level, l.body, l.trace_id, l.span_id, l.attributes FROM logs l "
                "JOIN projects p ON p.id = l.project_id WHERE 1 = 1")
-        params: list[Any] = []
-        if project_slug is not None:
-            sql += " AND p.slug = ?"
-            params.append(project_slug)
+        where, params = self._project_filter(project_slug, "AND")
+        sql += where
         if level is not None:
             sql += " AND l.level = ?"
             params.append(level)
@@ -563,15 +566,11 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
 
     def list_feedback(self, project_slug: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         """User reports and feedback, newest first, with the issue of the event they are about."""
-        if project_slug is not None:
-            self.project_by_slug(project_slug)
         sql = ("SELECT f.feedback_id, p.slug, f.kind, f.associated_event_id, e.issue_id, f.name, f.email, f.message, "
                "f.url, f.received FROM feedback f JOIN projects p ON p.id = f.project_id "
                "LEFT JOIN events e ON e.project_id = f.project_id AND e.event_id = f.associated_event_id")
-        params: list[Any] = []
-        if project_slug is not None:
-            sql += " WHERE p.slug = ?"
-            params.append(project_slug)
+        where, params = self._project_filter(project_slug, "WHERE")
+        sql += where
         sql += " ORDER BY f.received DESC LIMIT ?"
         params.append(limit)
         names = ("id", "project", "kind", "event_id", "issue_id", "name", "email", "message", "url", "received")
@@ -579,14 +578,10 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
 
     def release_health(self, project_slug: str | None = None) -> list[dict[str, Any]]:
         """Per project, release and environment: session totals and the crash-free rate. Raises NotFound."""
-        if project_slug is not None:
-            self.project_by_slug(project_slug)
         sql = ("SELECT p.slug, h.release, h.environment, sum(started), sum(exited), sum(errored), sum(crashed), "
                "sum(abnormal), min(minute), max(minute) FROM release_health h JOIN projects p ON p.id = h.project_id")
-        params: list[Any] = []
-        if project_slug is not None:
-            sql += " WHERE p.slug = ?"
-            params.append(project_slug)
+        where, params = self._project_filter(project_slug, "WHERE")
+        sql += where
         sql += " GROUP BY p.slug, h.release, h.environment ORDER BY max(minute) DESC"
         rows = self._run(lambda c: c.execute(sql, params).fetchall())
         result = []
@@ -691,16 +686,12 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
 
     def list_issues(self, project_slug: str | None = None, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Return issues, most recently seen first, optionally for one project. Raises NotFound."""
-        if project_slug is not None:
-            self.project_by_slug(project_slug)
         sql = (
             "SELECT i.id, p.slug AS project, i.project_id, i.title, i.culprit, i.level, i.count, i.first_seen, "
             "i.last_seen, i.status, i.metadata FROM issues i JOIN projects p ON p.id = i.project_id"
         )
-        params: list[Any] = []
-        if project_slug is not None:
-            sql += " WHERE p.slug = ?"
-            params.append(project_slug)
+        where, params = self._project_filter(project_slug, "WHERE")
+        sql += where
         sql += " ORDER BY i.last_seen DESC, i.id DESC LIMIT ? OFFSET ?"
         params += [limit, offset]
         rows = self._run(lambda c: c.execute(sql, params).fetchall())
