@@ -42,7 +42,17 @@ def browser():
 
 
 def test_sign_in_triage_and_regression_in_a_real_browser(ui, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def status_becomes(expected: str) -> None:
+        # A form POST's next page may still be loading: re-read the status until it shows (30 s guard).
+        WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda driver: driver.find_element(By.ID, "status").text == expected)
+
+    def url_becomes(suffix: str) -> None:
+        WebDriverWait(browser, 30).until(lambda driver: driver.current_url.endswith(suffix))
 
     server, _, db = ui
     send_sdk_error(server.dsn())
@@ -53,23 +63,23 @@ def test_sign_in_triage_and_regression_in_a_real_browser(ui, browser):
     browser.find_element(By.NAME, "email").send_keys(EMAIL)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
-    assert browser.current_url.endswith("/ui/")
+    url_becomes("/ui/")
     assert server.dsn() in browser.find_element(By.TAG_NAME, "main").text
 
     browser.find_element(By.LINK_TEXT, "demo").click()
     browser.find_element(By.PARTIAL_LINK_TEXT, "ZeroDivisionError").click()
-    assert browser.current_url.endswith(f"/ui/issues/{issue_id}/")
+    url_becomes(f"/ui/issues/{issue_id}/")
     in_app = browser.find_elements(By.CSS_SELECTOR, ".frame.in-app")
     assert any("raise_in_checkout" in frame.text for frame in in_app)
     assert "return total / cart[\"items\"]" in browser.find_element(By.CSS_SELECTOR, ".context .current").text
     assert browser.find_element(By.ID, "status").text == "unresolved"
 
     browser.find_element(By.XPATH, "//button[text()='Resolve']").click()
-    assert browser.find_element(By.ID, "status").text == "resolved"
+    status_becomes("resolved")
     assert query(db, "SELECT status FROM issues") == [("resolved",)]
 
     send_sdk_error(server.dsn())
     wait_for(lambda: query(db, "SELECT status FROM issues") == [("unresolved",)])
     browser.refresh()
-    assert browser.find_element(By.ID, "status").text == "unresolved"
+    status_becomes("unresolved")
     assert browser.find_element(By.XPATH, "//button[text()='Resolve']")
