@@ -57,7 +57,11 @@ class ChannelSender(Protocol):
     """One producer's handle. ``send`` blocks while the channel is full; close it when done."""
 
     async def send(self, message: Any) -> None:
-        """Send, waiting for room. Raises anyio.ClosedResourceError if this handle was closed."""
+        """Send, waiting for room. Raises anyio.ClosedResourceError if this handle was closed.
+
+        A send that is cancelled has not sent: the relay answers 429 when its timed send is
+        cancelled, so a message that went through anyway would be stored against a refusal.
+        """
 
     def send_nowait(self, message: Any) -> None:
         """Send without waiting. Raises anyio.WouldBlock when the channel is full."""

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..channels import ChannelStats, Delivery, ReceiverBase, SenderBase
@@ -38,6 +39,10 @@ class MemoryChannel:
         self._peak = 0
         self._sent = 0
         self._acked = 0
+        # Senders waiting for room, woken one per message taken. anyio's own waiting-sender path
+        # can hand an item to a receiver after the sender's cancellation was delivered, so a
+        # cancelled send would have sent anyway; waiting here holds no item, so it cannot.
+        self._room_waiters: deque[anyio.Event] = deque()
 
     def sender(self) -> "MemorySender":
         """Return a new sender handle (a clone); close it when this producer is done."""
@@ -61,7 +66,7 @@ class MemoryChannel:
             capacity=self.capacity,
             depth=stats.current_buffer_used,
             peak_depth=self._peak,
-            senders_waiting=stats.tasks_waiting_send,
+            senders_waiting=len(self._room_waiters),
             receivers_waiting=stats.tasks_waiting_receive,
             sent=self._sent,
             acked=self._acked,
@@ -71,18 +76,13 @@ class MemoryChannel:
 
     # -- bookkeeping used by the handles ------------------------------------------------------
 
-    def _stamp(self) -> int:
-        seq = self._next_seq
-        self._next_seq += 1
-        self._enqueued.append((seq, time.monotonic()))
-        return seq
+    def _wake_one_sender(self) -> None:
+        if self._room_waiters:
+            self._room_waiters.popleft().set()
 
-    def _unstamp(self, seq: int) -> None:
-        # A send that failed or was cancelled never enqueued its message (or a receiver has it).
-        for index, (stamped, _) in enumerate(self._enqueued):
-            if stamped == seq:
-                del self._enqueued[index]
-                break
+    def _wake_all_senders(self) -> None:
+        while self._room_waiters:
+            self._room_waiters.popleft().set()
 
     def _after_send(self) -> None:
         self._sent += 1
@@ -92,6 +92,7 @@ class MemoryChannel:
 
     def _delivery(self, item: tuple[int, Any]) -> Delivery:
         seq, message = item
+        self._wake_one_sender()
         # Messages sent before this one have left the buffer too (a receiver woken with one may not have run yet).
         while self._enqueued and self._enqueued[0][0] <= seq:
             self._enqueued.popleft()
@@ -118,14 +119,29 @@ class MemorySender(SenderBase):
         self._stream = stream
 
     async def send(self, message: Any) -> None:
-        """Send, waiting while the channel is full. Raises anyio.ClosedResourceError if closed."""
-        seq = self._channel._stamp()
-        try:
-            await self._stream.send((seq, message))
-        except BaseException:
-            self._channel._unstamp(seq)
-            raise
-        self._channel._after_send()
+        """Send, waiting while the channel is full; a cancelled send has not sent.
+
+        Raises anyio.ClosedResourceError if this handle is closed, anyio.BrokenResourceError when
+        every receiver is gone.
+        """
+        await anyio.lowlevel.checkpoint()
+        channel = self._channel
+        while True:
+            try:
+                self.send_nowait(message)
+                return
+            except anyio.WouldBlock:
+                pass
+            room = anyio.Event()
+            channel._room_waiters.append(room)
+            try:
+                await room.wait()
+            except BaseException:
+                if room.is_set():
+                    channel._wake_one_sender()  # the room it was woken for goes to the next one
+                else:
+                    channel._room_waiters.remove(room)
+                raise
 
     def send_nowait(self, message: Any) -> None:
         """Send without waiting. Raises anyio.WouldBlock when full."""
@@ -142,6 +158,7 @@ class MemorySender(SenderBase):
     async def aclose(self) -> None:
         """Close this handle."""
         await self._stream.aclose()
+        self._channel._wake_all_senders()  # a sender waiting on this handle sees it closed
 
 
 class MemoryReceiver(ReceiverBase):
@@ -162,6 +179,7 @@ class MemoryReceiver(ReceiverBase):
         return self._channel._delivery(self._stream.receive_nowait())
 
     async def aclose(self) -> None:
-        """Close this handle."""
+        """Close this handle; waiting senders wake to find out whether any receiver is left."""
         await self._stream.aclose()
+        self._channel._wake_all_senders()
 

@@ -168,6 +168,43 @@ async def test_a_cancelled_send_leaves_no_trace(open_channel):
     assert (stats.depth, stats.senders_waiting, stats.sent, stats.oldest_age) == (0, 0, 1, 0.0)
 
 
+async def test_a_send_cancelled_while_a_receiver_makes_room_either_sent_or_not(open_channel):
+    """The relay answers 429 when its timed send is cancelled, so a cancelled send must not have sent.
+
+    The cancellation is delivered, and before the waiting sender runs again a receiver makes room
+    in the same step: the sender must see exactly one of "sent" or "cancelled", never both.
+    """
+    channel, [sender], [receiver] = await open_channel(1)
+    sender.send_nowait("first")
+    outcome: list[str] = []
+
+    async def send_second(scope_ready: anyio.Event, holder: list) -> None:
+        with anyio.CancelScope() as scope:
+            holder.append(scope)
+            scope_ready.set()
+            await sender.send("second")
+            outcome.append("sent")
+        if scope.cancelled_caught:
+            outcome.append("cancelled")
+
+    holder: list = []
+    ready = anyio.Event()
+    with anyio.fail_after(GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send_second, ready, holder)
+            await ready.wait()
+            await anyio.wait_all_tasks_blocked()
+            holder[0].cancel()
+            first = receiver.receive_nowait()  # same step: no checkpoint between cancel and receive
+            first.ack()
+    await sender.aclose()
+    rest = await drain(receiver)
+    assert first.message == "first"
+    assert outcome in (["sent"], ["cancelled"])
+    assert rest == (["second"] if outcome == ["sent"] else []), outcome
+    assert channel.statistics().sent == 1 + len(rest)
+
+
 # -- clone and close -----------------------------------------------------------------------------
 
 
