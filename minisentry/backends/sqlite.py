@@ -4,7 +4,8 @@ One writer (the store stage) writes batches in single transactions; readers (CLI
 key lookup) open their own connections. WAL mode lets them read while the writer writes. Every write
 is idempotent: an event id already stored for its project is skipped, and its issue count is not
 bumped again, so redelivered messages are harmless. A new event of a resolved issue reopens it
-(a regression: status back to ``unresolved``).
+(a regression: status back to ``unresolved``). New issues and regressions are appended to the
+issue activity log (``sqlite_activity.py``) in the same transaction.
 
 Methods block on disk I/O; async callers run them in a worker thread.
 """
@@ -26,6 +27,7 @@ from ..errors import NotFound, StorageError
 from ..messages import ProcessedEvent
 from ..outcomes import Outcome, OutcomeRow, category_of_item
 from ..schedules import parse_schedule
+from .sqlite_activity import ActivityMixin, create_activity_tables, record_activity
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
 from .sqlite_retention import RetentionMixin, create_retention_indexes
@@ -42,14 +44,14 @@ __all__ = ["SqliteStore"]
 # 9: adds logs (records of log item containers).
 # 10: adds project_settings (per-project filters, scrubbing, quotas), bumping config_version.
 # 11: adds users and web_sessions (the web UI).
-_SCHEMA_VERSION = 12
+_SCHEMA_VERSION = 13
 
 
 def _now() -> float:
     return time.time()
 
 
-class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
+class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -194,6 +196,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
         create_project_settings_table(db)
         create_web_tables(db)
         create_retention_indexes(db)
+        create_activity_tables(db)
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
@@ -624,6 +627,8 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
             return False
         issue_id = None
         if event.group_hash is not None:
+            before = conn.execute("SELECT status FROM issues WHERE project_id = ? AND hash = ?",
+                                  (event.project_id, event.group_hash)).fetchone()
             issue_id = conn.execute(
                 """INSERT INTO issues(project_id, hash, title, culprit, level, metadata, count, first_seen, last_seen, status)
                    VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 'unresolved')
@@ -640,6 +645,9 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin):
                 (event.project_id, event.group_hash, event.title, event.culprit, event.level,
                  orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp),
             ).fetchone()[0]
+            if before is None or before[0] == "resolved":
+                record_activity(conn, issue_id, event.project_id, "new" if before is None else "regression",
+                                event.event_id)
         conn.execute(
             "INSERT INTO events(project_id, event_id, issue_id, timestamp, received, level, title, platform, release, "
             "environment, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
