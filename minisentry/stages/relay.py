@@ -456,7 +456,14 @@ class Relay:
         if match is None or key is None:
             return
         project_id = int(match.group(1))
-        if self.keys.known_project_of(key.strip().lower()) == project_id:
+        if self.keys.known_project_of(key.strip().lower()) != project_id:
+            return
+        if match.group(2) == "minidump":
+            # A refused crash upload is an error event lost, and its bytes an attachment lost (as Relay counts).
+            self.outcomes.record(project_id, Outcome.INVALID, "error", exc.reason)
+            if request.body:
+                self.outcomes.record(project_id, Outcome.INVALID, "attachment", exc.reason, len(request.body))
+        else:
             self.outcomes.record(project_id, Outcome.INVALID, "default", exc.reason)
 
 

@@ -82,12 +82,14 @@ def test_bad_minidump_uploads_get_precise_errors_and_outcomes(tmp_path, server_f
     assert httpx.post(url, params={"sentry_key": OTHER_KEY},
                       files={"upload_file_minidump": ("x.dmp", MINIDUMP)}).status_code == 403
 
-    def invalid() -> dict:
+    def invalid(category: str = "error") -> dict:
         return {r["reason"]: r["quantity"] for r in outcomes(server) if r["outcome"] == "invalid"
-                and r["project_id"] == 1}
+                and r["project_id"] == 1 and r["category"] == category}
 
     wait_for(lambda: invalid() == {"missing_minidump_upload": 1, "invalid_minidump": 1, "invalid_multipart": 2,
                                    "invalid_compression": 1, "too_large": 2}, timeout=30)
+    # Each refused upload's bytes are counted as attachment bytes lost, as Relay does.
+    assert invalid("attachment")["invalid_minidump"] > 100
     assert not any(r["outcome"] == "accepted" for r in outcomes(server))
 
 
