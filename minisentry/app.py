@@ -24,6 +24,7 @@ from .api import ReadApi
 from .artifacts import ArtifactStore
 from .uploadapi import UploadApi
 from .web import WebUi
+from .pipeline_status import pipeline_status
 from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
 from .config import Config
@@ -167,7 +168,8 @@ class Pipeline:
         self.relay.plugin_items = plugin_items
         if config.web.enabled and "relay" in self.roles and hasattr(self.store, "web_session_user"):
             self.relay.web = WebUi(self.store, config.web, config.server.public_url,
-                                   trusted_proxies=self.relay.trusted_proxies)
+                                   trusted_proxies=self.relay.trusted_proxies,
+                                   status_of=lambda: pipeline_status(self))
         if "relay" in self.roles and not config.upstream.url:
             self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
             self.difs = await anyio.to_thread.run_sync(

@@ -32,6 +32,7 @@ from .sqlite_plugin_ids import create_plugin_id_table, first_delivery
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
 from .sqlite_retention import RetentionMixin, create_retention_indexes
+from .sqlite_ops import OpsMixin, create_ops_indexes
 
 __all__ = ["SqliteStore"]
 
@@ -52,7 +53,7 @@ def _now() -> float:
     return time.time()
 
 
-class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin):
+class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin, OpsMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -199,6 +200,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin)
         create_retention_indexes(db)
         create_activity_tables(db)
         create_plugin_id_table(db)
+        create_ops_indexes(db)
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:

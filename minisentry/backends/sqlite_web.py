@@ -134,8 +134,10 @@ class WebMixin:
     # -- issues ---------------------------------------------------------------------------------
 
     def search_issues(self, project_id: int, *, query: str = "", status: str = "", level: str = "",
-                      sort: str = "last_seen", limit: int = 25, offset: int = 0) -> list[dict[str, Any]]:
-        """One page of a project's issues matching text (title/culprit), status and level.
+                      release: str = "", environment: str = "", sort: str = "last_seen", limit: int = 25,
+                      offset: int = 0) -> list[dict[str, Any]]:
+        """One page of a project's issues matching text (title/culprit), status, level, and having an
+        event of ``release`` and/or ``environment`` (exact match; empty means any).
 
         ``sort`` is a key of ISSUE_SORTS (others fall back to last_seen). Raises StorageError.
         """
@@ -154,6 +156,11 @@ class WebMixin:
         if level:
             sql += " AND i.level = ?"
             params.append(level)
+        # An issue is in a release (environment) when one of its events is: its events index finds them.
+        for column, value in (("release", release), ("environment", environment)):
+            if value:
+                sql += f" AND EXISTS (SELECT 1 FROM events e WHERE e.issue_id = i.id AND e.{column} = ?)"
+                params.append(value)
         sql += f" ORDER BY {ISSUE_SORTS.get(sort, ISSUE_SORTS['last_seen'])} LIMIT ? OFFSET ?"
         params += [limit, offset]
         rows = self._run(lambda c: c.execute(sql, params).fetchall())  # type: ignore[attr-defined]

@@ -47,20 +47,36 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1p
 pre{background:#f4f4f4;padding:.5em;overflow:auto;white-space:pre-wrap;word-break:break-all}
 .context .current{background:#ffe9a8;font-weight:bold}.status-resolved{color:#2a7}
 form.inline{display:inline}.error{color:#b00}nav.pages a{margin-right:1em}
+header nav a{margin-right:1em;text-decoration:none}header nav a:hover{text-decoration:underline}
+svg.chart{background:#fff;border:1px solid #ddd;max-width:100%;height:auto}svg.chart rect:hover{opacity:.75}
+nav.periods{margin:.4em 0}nav.periods a.current{font-weight:bold;color:#222;text-decoration:none}
+.num{text-align:right;font-variant-numeric:tabular-nums}.legend-item{margin-right:1em}
+.tag-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:.4em 1.2em}
+.tag-key h3{margin:.6em 0 .2em;font-size:1em}table.tags td{padding:.15em .4em}
+pre.snippet{background:#272238;color:#eee}details.setup{margin:.5em 0;background:#fff;padding:.4em .8em;border:1px solid #ddd}
+.badge{display:inline-block;padding:0 .4em;border-radius:3px;font-size:.85em;background:#ddd}
+.checkin-ok{background:#c9efd9}.checkin-error,.checkin-timeout{background:#f7c6c6}.checkin-missed{background:#fbe0a8}
+.checkin-in_progress{background:#cfe3f7}.notice{background:#fff6d8;border:1px solid #e8d48a;padding:.5em}.ok{color:#2a7}
 """
 
 _LAYOUT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>$title · minisentry</title>
 <meta name="referrer" content="same-origin"><style>$style</style></head>
-<body><header><strong><a href="/ui/">minisentry</a></strong>$user</header>
+<body><header><strong><a href="/ui/">minisentry</a></strong>$nav$user</header>
 <main><h1>$title</h1>$body</main></body></html>
 """
+
+# The signed-in user's navigation: projects and the operations pages (ops_routes.py).
+_NAV = (("/ui/", "Projects"), ("/ui/stats/", "Stats"), ("/ui/releases/", "Releases"), ("/ui/monitors/", "Monitors"),
+        ("/ui/status/", "Status"))
 
 _USER = """<span>$email</span><form class="inline" method="post" action="/ui/logout">
 <input type="hidden" name="csrf_token" value="$csrf"><button type="submit">Sign out</button></form>"""
 
 
 def page(title: str, body: Markup, *, email: str | None = None, csrf: str = "") -> bytes:
-    """A whole HTML page (UTF-8 bytes) with the header, sign-out form when signed in, and ``body``."""
+    """A whole HTML page (UTF-8 bytes) with the header (nav and sign-out form when signed in) and ``body``."""
     user = render(_USER, email=email, csrf=csrf) if email else Markup("")
-    return render(_LAYOUT, title=title, style=Markup(_STYLE), user=user, body=body).encode()
+    nav = render("<nav>$links</nav>", links=join(render('<a href="$href">$label</a>', href=href, label=label)
+                                                  for href, label in _NAV)) if email else Markup("")
+    return render(_LAYOUT, title=title, style=Markup(_STYLE), nav=nav, user=user, body=body).encode()

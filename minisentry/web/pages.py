@@ -55,8 +55,11 @@ def _select(name: str, current: str, options: tuple[str, ...], blank: str | None
 def issues_body(project: str, issues: list[dict[str, Any]], params: dict[str, str], page: int, more: bool) -> Markup:
     """The issue stream: the search form, one page of issues and previous/next links."""
     form = render("""<form method="get" class="search"><input type="search" name="query" value="$query"
-placeholder="Search title or culprit"> $status $level Sort $sort <button type="submit">Search</button></form>""",
-                  query=params.get("query", ""),
+placeholder="Search title or culprit"> $status $level <input type="text" name="release" value="$release"
+placeholder="release" size="14"> <input type="text" name="environment" value="$environment" placeholder="environment"
+size="12"> Sort $sort <button type="submit">Search</button></form>""",
+                  query=params.get("query", ""), release=params.get("release", ""),
+                  environment=params.get("environment", ""),
                   status=_select("status", params.get("status", ""), ISSUE_STATUSES, "any status"),
                   level=_select("level", params.get("level", ""), LEVELS, "any level"),
                   sort=_select("sort", params.get("sort", "last_seen"), tuple(ISSUE_SORTS), None))
@@ -68,7 +71,8 @@ placeholder="Search title or culprit"> $status $level Sort $sort <button type="s
     table = render("""<table class="issues"><tr><th>Issue</th><th>Level</th><th>Status</th><th>Events</th>
 <th>First seen</th><th>Last seen</th></tr>$rows</table>""", rows=join(rows)) if rows \
         else Markup('<p class="muted">No issues match.</p>')
-    keep = {key: value for key, value in params.items() if key in ("query", "status", "level", "sort") and value}
+    kept = ("query", "status", "level", "release", "environment", "sort")
+    keep = {key: value for key, value in params.items() if key in kept and value}
     links = []
     if page > 1:
         links.append(render('<a rel="prev" href="?$q">Previous</a>', q=urlencode({**keep, "page": page - 1})))
@@ -78,8 +82,10 @@ placeholder="Search title or culprit"> $status $level Sort $sort <button type="s
                   project=project, form=form, table=table, links=join(links))
 
 
-def issue_body(issue: dict[str, Any], event: dict[str, Any] | None, csrf: str) -> Markup:
-    """Issue detail: title, culprit, counts, first/last seen, resolve/unresolve, the latest event."""
+def issue_body(issue: dict[str, Any], event: dict[str, Any] | None, csrf: str,
+               insights: Markup = Markup("")) -> Markup:
+    """Issue detail: title, culprit, counts, first/last seen, resolve/unresolve, ``insights`` (the
+    chart and tag breakdown of issue_insights.py), the latest event."""
     target = "unresolved" if issue["status"] == "resolved" else "resolved"
     button = "Unresolve" if target == "unresolved" else "Resolve"
     return render("""<p><a href="/ui/projects/$project/issues/">$project</a></p>
@@ -88,8 +94,9 @@ def issue_body(issue: dict[str, Any], event: dict[str, Any] | None, csrf: str) -
 <tr><th>Level</th><td class="level-$level">$level</td></tr><tr><th>Events</th><td>$count</td></tr>
 <tr><th>First seen</th><td>$first</td></tr><tr><th>Last seen</th><td>$last</td></tr></table>
 <form method="post" action="/ui/issues/$id/status"><input type="hidden" name="csrf_token" value="$csrf">
-<input type="hidden" name="status" value="$target"><button type="submit">$button</button></form>$event""",
+<input type="hidden" name="status" value="$target"><button type="submit">$button</button></form>$insights$event""",
                   project=issue["project"], culprit=issue["culprit"] or "", status=issue["status"],
                   level=issue["level"], count=issue["count"], first=_when(issue["first_seen"]),
                   last=_when(issue["last_seen"]), id=issue["id"], csrf=csrf, target=target, button=button,
+                  insights=insights,
                   event=render_event(event) if event is not None else Markup('<p class="muted">No event stored.</p>'))

@@ -5,8 +5,11 @@ Routes::
     GET  /ui/login                          the sign-in form          POST /ui/login    sign in (rate-limited)
     POST /ui/logout                         sign out
     GET  /ui/                               projects with their DSNs
-    GET  /ui/projects/<slug>/issues/        the issue stream (?query= &status= &level= &sort= &page=)
-    GET  /ui/issues/<id>/                   an issue and its latest event
+    GET  /ui/projects/<slug>/issues/        the issue stream (?query= &status= &level= &release=
+                                            &environment= &sort= &page=)
+    GET  /ui/issues/<id>/                   an issue, its events over time (?period=24h|30d), its tag
+                                            breakdown and its latest event
+    GET  /ui/stats/ /ui/releases/ /ui/monitors/ /ui/status/   operations pages (ops_routes.py)
     POST /ui/issues/<id>/status             resolve / unresolve (form field ``status``)
 
 Every page but the sign-in form needs a session (otherwise a redirect to it); every POST needs its
@@ -18,7 +21,8 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from typing import Any
+import time
+from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 import anyio
@@ -27,8 +31,12 @@ from ..clientip import client_ip
 from ..errors import AuthForbidden, BadRequest, MethodNotAllowed, NotFound, RequestError
 from ..httpserver import Request, Response
 from .html import page, render
+from .issue_insights import ISSUE_PERIODS, MAX_TAG_EVENTS, insights_body
 from .login_throttle import LoginThrottle
+from .ops_routes import OpsRoutes
 from .pages import LEVELS, issue_body, issues_body, login_body, projects_body
+from .periods import bucket_starts, parse_period, parse_query
+from .snippets import snippets_body
 from .passwords import verify_password
 from .sessions import LOGIN_COOKIE, Session, Sessions, check_csrf, cookies
 
@@ -69,8 +77,11 @@ class WebUi:
     calls and password checks run in worker threads.
     """
 
-    def __init__(self, store: Any, web_config: Any, public_url: str = "", *, trusted_proxies: tuple = ()) -> None:
+    def __init__(self, store: Any, web_config: Any, public_url: str = "", *, trusted_proxies: tuple = (),
+                 status_of: Callable[[], dict[str, Any] | None] | None = None) -> None:
         self.store = store
+        # status_of: the running pipeline's snapshot for /ui/status/ (pipeline_status.py), if any.
+        self.ops = OpsRoutes(store, status_of)
         self.config = web_config
         self.public_url = public_url.rstrip("/")
         self.trusted_proxies = trusted_proxies
@@ -117,12 +128,16 @@ class WebUi:
             return _redirect("/ui/login")
         if path == "/ui/":
             return await self._projects(request, session)
+        ops_path = self.ops.path_of(path)
+        if ops_path is not None:
+            title, body = await self.ops.render(ops_path, request)
+            return _html(200, page(title, body, email=session.email, csrf=session.csrf))
         match = _ISSUES_RE.match(path)
         if match is not None:
             return await self._issues(request, session, match.group(1))
         match = _ISSUE_RE.match(path)
         if match is not None:
-            return await self._issue(session, int(match.group(1)))
+            return await self._issue(request, session, int(match.group(1)))
         raise NotFound(f"no page {path}")
 
     # -- sign-in --------------------------------------------------------------------------------
@@ -166,7 +181,8 @@ class WebUi:
 
     async def _projects(self, request: Request, session: Session) -> Response:
         projects = await anyio.to_thread.run_sync(self.store.list_projects)
-        body = projects_body(projects, lambda key, pid: self._dsn(request, key, pid))
+        dsn_of = lambda key, pid: self._dsn(request, key, pid)  # noqa: E731
+        body = projects_body(projects, dsn_of) + snippets_body(projects, dsn_of)
         return _html(200, page("Projects", body, email=session.email, csrf=session.csrf))
 
     async def _issues(self, request: Request, session: Session, slug: str) -> Response:
@@ -181,17 +197,25 @@ class WebUi:
         status = params.get("status", "") if params.get("status", "") in ("unresolved", "resolved", "ignored") else ""
         rows = await anyio.to_thread.run_sync(lambda: self.store.search_issues(
             project["id"], query=params.get("query", "")[:200], status=status, level=level,
+            release=params.get("release", "")[:200], environment=params.get("environment", "")[:200],
             sort=params.get("sort", "last_seen"), limit=size + 1, offset=(number - 1) * size))
         body = issues_body(slug, rows[:size], {**params, "level": level, "status": status}, number, len(rows) > size)
         return _html(200, page(f"Issues of {slug}", body, email=session.email, csrf=session.csrf))
 
-    async def _issue(self, session: Session, issue_id: int) -> Response:
+    async def _issue(self, request: Request, session: Session, issue_id: int) -> Response:
         issue = await anyio.to_thread.run_sync(self.store.get_issue, issue_id)
         try:
             event = await anyio.to_thread.run_sync(self.store.latest_event, issue_id)
         except NotFound:
             event = None
-        body = issue_body(issue, event, session.csrf)
+        period = parse_period(parse_query(request.query).get("period"), ISSUE_PERIODS, ISSUE_PERIODS[0])
+        now = time.time()
+        start = bucket_starts(period, now)[0]
+        series = await anyio.to_thread.run_sync(lambda: self.store.issue_event_series(
+            issue_id, start, start + period.seconds, period.interval))
+        total, counts = await anyio.to_thread.run_sync(lambda: self.store.issue_tag_counts(
+            issue_id, max_events=MAX_TAG_EVENTS))
+        body = issue_body(issue, event, session.csrf, insights_body(issue_id, period, series, now, total, counts))
         return _html(200, page(issue["title"] or f"Issue {issue_id}", body, email=session.email, csrf=session.csrf))
 
     async def _set_status(self, issue_id: int, form: dict[str, str]) -> Response:
