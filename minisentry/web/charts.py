@@ -4,7 +4,7 @@ A chart is a list of :class:`Bar` (a label for the x axis, one value per series 
 :func:`bar_chart` draws them as stacked bars with a y axis (zero and the maximum), a few x labels
 and a ``<title>`` on every bar segment, so hovering shows the exact number. The CSP forbids scripts,
 not inline SVG, so this is all the interactivity a chart gets. Pure functions: nothing blocks; odd
-input (no bars, zeros, negative numbers) draws an empty or flat chart instead of raising.
+input (no bars, zeros, negative or non-finite numbers) draws an empty or flat chart instead of raising.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def bar_chart(bars: list[Bar], *, series: tuple[str, ...] = ("count",), width: i
     the bar's title alone (put the number in it). ``label`` is the chart's accessible name.
     """
     plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
-    top = max((sum(max(v, 0) for v in bar.values) for bar in bars), default=0) or 1
+    top = max((sum(v for v in bar.values if v > 0 and v != float("inf")) for bar in bars), default=0) or 1
     slot = plot_w / max(len(bars), 1)
     gap = min(2.0, slot / 4)
     parts = [render('<line x1="$x" y1="$y0" x2="$x" y2="$y1" stroke="#999"/>'
@@ -58,7 +58,7 @@ def bar_chart(bars: list[Bar], *, series: tuple[str, ...] = ("count",), width: i
         x = _LEFT + index * slot + gap / 2
         y = _TOP + plot_h
         for position, value in enumerate(bar.values):
-            if value <= 0:
+            if not 0 < value < float("inf"):  # also skips NaN: nothing to draw
                 continue
             h = value / top * plot_h
             y -= h

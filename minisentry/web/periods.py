@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
-__all__ = ["Period", "PERIODS", "parse_period", "parse_query", "bucket_starts", "bucket_label", "bucket_title",
-           "positive_int"]
+__all__ = ["Period", "PERIODS", "parse_period", "parse_query", "bucket_starts", "bucket_label", "bucket_title"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +58,6 @@ def parse_query(query: str) -> dict[str, str]:
 def parse_period(raw: str | None, allowed: tuple[str, ...], default: str) -> Period:
     """The :class:`Period` named ``raw`` if it is one of ``allowed``, else the ``default`` one."""
     return PERIODS[raw] if raw in allowed and raw in PERIODS else PERIODS[default]
-
-
-def positive_int(raw: str | None, default: int | None = None, *, maximum: int = 2**53) -> int | None:
-    """``raw`` as an integer in 1..maximum, or ``default`` when it is missing or not one."""
-    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        return default
-    value = int(raw)
-    return value if 1 <= value <= maximum else default
 
 
 def bucket_starts(period: Period, now: float) -> list[int]:

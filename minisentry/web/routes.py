@@ -30,7 +30,7 @@ import anyio
 from ..clientip import client_ip
 from ..errors import AuthForbidden, BadRequest, MethodNotAllowed, NotFound, RequestError
 from ..httpserver import Request, Response
-from .html import page, render
+from .html import join, page, render
 from .issue_insights import ISSUE_PERIODS, MAX_TAG_EVENTS, insights_body
 from .login_throttle import LoginThrottle
 from .ops_routes import OpsRoutes
@@ -182,7 +182,7 @@ class WebUi:
     async def _projects(self, request: Request, session: Session) -> Response:
         projects = await anyio.to_thread.run_sync(self.store.list_projects)
         dsn_of = lambda key, pid: self._dsn(request, key, pid)  # noqa: E731
-        body = projects_body(projects, dsn_of) + snippets_body(projects, dsn_of)
+        body = join((projects_body(projects, dsn_of), snippets_body(projects, dsn_of)))
         return _html(200, page("Projects", body, email=session.email, csrf=session.csrf))
 
     async def _issues(self, request: Request, session: Session, slug: str) -> Response:
