@@ -20,7 +20,8 @@ PALETTE = ("#6c5fc7", "#e1567c", "#f2b712", "#3fa7d6", "#2ba185", "#888888", "#c
 
 _LEFT, _BOTTOM, _TOP, _RIGHT = 48, 22, 8, 8
 # Past this many bars only every n-th x label is drawn, so labels never overlap.
-_MAX_X_LABELS = 8
+_MAX_X_LABELS = 12
+_MAX_SLOT = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
 
 
-def bar_chart(bars: list[Bar], *, series: tuple[str, ...] = ("count",), width: int = 720, height: int = 160,
+def bar_chart(bars: list[Bar], *, series: tuple[str, ...] = ("count",), width: int = 1100, height: int = 150,
               label: str = "chart") -> Markup:
     """An ``<svg>`` of stacked bars, one per :class:`Bar`; ``series`` names the stacked values.
 
@@ -45,7 +46,8 @@ def bar_chart(bars: list[Bar], *, series: tuple[str, ...] = ("count",), width: i
     """
     plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     top = max((sum(v for v in bar.values if v > 0 and v != float("inf")) for bar in bars), default=0) or 1
-    slot = plot_w / max(len(bars), 1)
+    # A few bars (releases) stay bar-shaped instead of filling the whole width.
+    slot = min(plot_w / max(len(bars), 1), _MAX_SLOT)
     gap = min(2.0, slot / 4)
     parts = [render('<line x1="$x" y1="$y0" x2="$x" y2="$y1" stroke="#999"/>'
                     '<line x1="$x" y1="$y1" x2="$x2" y2="$y1" stroke="#999"/>',

@@ -48,7 +48,7 @@ pre{background:#f4f4f4;padding:.5em;overflow:auto;white-space:pre-wrap;word-brea
 .context .current{background:#ffe9a8;font-weight:bold}.status-resolved{color:#2a7}
 form.inline{display:inline}.error{color:#b00}nav.pages a{margin-right:1em}
 header nav a{margin-right:1em;text-decoration:none}header nav a:hover{text-decoration:underline}
-svg.chart{background:#fff;border:1px solid #ddd;max-width:100%;height:auto}svg.chart rect:hover{opacity:.75}
+svg.chart{background:#fff;border:1px solid #ddd;width:100%;max-width:1100px;height:auto}svg.chart rect:hover{opacity:.75}
 nav.periods{margin:.4em 0}nav.periods a.current{font-weight:bold;color:#222;text-decoration:none}
 .num{text-align:right;font-variant-numeric:tabular-nums}.legend-item{margin-right:1em}
 .tag-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:.4em 1.2em}

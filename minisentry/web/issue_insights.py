@@ -88,6 +88,6 @@ def insights_body(issue_id: int, period: Period, series: dict[int, int], now: fl
     in_period = sum(series.get(start, 0) for start in starts)
     return render('<section class="insights"><h2>Events over time</h2><nav class="periods">$links</nav>'
                   '<p class="muted">$n events in the last $period</p>$chart'
-                  '<h2>Tags</h2><p class="muted">Over the $total newest events.</p>$breakdown</section>',
+                  '<h2 id="tags">Tags</h2><p class="muted">Over the $total newest events.</p>$breakdown</section>',
                   links=links, n=in_period, period=period.name, chart=chart, total=total,
                   breakdown=_breakdown(total, tag_breakdown(total, counts)))

@@ -66,7 +66,7 @@ def test_chart_counts_the_events_sent_and_tags_are_broken_down(ui):
     assert title.endswith(" UTC: 3 events") and "–" not in title  # a day, not an hour
     assert 'aria-current="page" class="current">30d<' in daily.text
 
-    tags = page.text[page.text.index("<h2>Tags</h2>"):]
+    tags = page.text[page.text.index('<h2 id="tags">Tags</h2>'):]
     customer = tags[tags.index("<h3>customer</h3>"):]
     customer = customer[:customer.index("</table>")]
     rows = re.findall(r'<code>([^<]*)</code></td><td class="num">(\d+)</td><td class="num">([^<]*)</td>', customer)
