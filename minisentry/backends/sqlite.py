@@ -46,7 +46,8 @@ __all__ = ["SqliteStore"]
 # 9: adds logs (records of log item containers).
 # 10: adds project_settings (per-project filters, scrubbing, quotas), bumping config_version.
 # 11: adds users and web_sessions (the web UI).
-_SCHEMA_VERSION = 13
+# 14: adds indexes for the web UI's operations pages (check_ins per monitor, release_health by minute).
+_SCHEMA_VERSION = 14
 
 
 def _now() -> float:

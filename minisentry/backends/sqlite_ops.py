@@ -23,6 +23,8 @@ def create_ops_indexes(db: Any) -> None:
     """Indexes the operations pages read through (part of the store's migration)."""
     # A monitor's newest check-ins, without scanning every check-in of its project.
     db.execute("CREATE INDEX IF NOT EXISTS check_ins_monitor ON check_ins(project_id, monitor_slug, started)")
+    # Release health of the last N days across all projects, without scanning older minutes.
+    db.execute("CREATE INDEX IF NOT EXISTS release_health_minute ON release_health(minute)")
 
 
 class OpsMixin:
