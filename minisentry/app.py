@@ -21,6 +21,7 @@ import anyio
 import pluggy
 
 from .api import ReadApi
+from .alert_wiring import start_alerts
 from .artifacts import ArtifactStore
 from .uploadapi import UploadApi
 from .web import WebUi
@@ -107,6 +108,8 @@ class Pipeline:
         #: Edge relays only (``[upstream] url``): forwards instead of the ingest..store stages.
         self.forwarder: Any = None  # the edge relay's Forwarder (edge.py)
         self._read_store: Any = None
+        #: The alert worker (alerts.py), in the process with the store role when ``[alerts]`` has rules.
+        self.alerts: Any = None
         #: Uploaded source maps (relay role): chunks, bundles and their index (artifacts.py).
         self.artifacts: ArtifactStore | None = None
         self.difs: DifStore | None = None
@@ -184,6 +187,7 @@ class Pipeline:
             if "store" in self.roles:
                 self._task_group.start_soon(self._monitor_clock)
                 self._task_group.start_soon(self._retention)
+                self.alerts = await start_alerts(self, self._task_group)
             else:
                 self._task_group.start_soon(self._write_side_records)
             if self._bound_channels is not None:

@@ -32,6 +32,10 @@ def counters_of(pipeline: Any) -> dict[str, tuple[float, str]]:
     if pipeline.spool is not None:
         counters["minisentry_spool_messages"] = (len(pipeline.spool), "Envelopes waiting in the on-disk spool.")
         counters["minisentry_spool_bytes"] = (pipeline.spool.size_bytes, "Bytes waiting in the on-disk spool.")
+    if getattr(pipeline, "alerts", None) is not None:
+        for name, value in pipeline.alerts.statistics().items():
+            counters[f"minisentry_alerts_{name}" + ("" if name == "queued" else "_total")] = (
+                value, f"Alerts: {name} (see README, Alerts).")
     for symbolicator in pipeline.symbolicators:
         if hasattr(symbolicator, "statistics"):
             for name, value in symbolicator.statistics().items():
