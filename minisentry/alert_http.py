@@ -108,7 +108,7 @@ class WebhookPoster:
                                                extensions=extensions) as response:
                     # Keep the first bytes for the log, drop the rest (memory stays bounded; the
                     # timeout bounds the time). Leaving the stream early would leak httpx's generators.
-                    async for piece in response.aiter_raw():
+                    async for piece in response.aiter_bytes():
                         if len(start) < 200:
                             start += piece[:200 - len(start)]
         except TimeoutError as exc:

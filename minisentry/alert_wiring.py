@@ -1,7 +1,7 @@
 """Starting the alert worker inside a Pipeline: collect and bind the channels, check every target.
 
-Kept out of ``app.py``: the pipeline calls :func:`start_alerts` once, in the process with the
-``store`` role.
+Kept out of ``app.py``: the pipeline calls these in the process with the
+``store`` role: :func:`make_alert_worker` before its tasks start, :func:`run_alerts` as one of them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .config import Config
 from .errors import ConfigError, PluginError
 from .plugin_manager import collect
 
-__all__ = ["start_alerts", "bind_channels"]
+__all__ = ["make_alert_worker", "run_alerts", "bind_channels"]
 
 log = logging.getLogger("minisentry.alerts")
 
@@ -53,11 +53,13 @@ def bind_channels(registered: dict[str, Any], config: Config) -> dict[str, Any]:
     return bound
 
 
-async def start_alerts(pipeline: Any, task_group: Any) -> AlertWorker | None:
-    """Start the worker in ``task_group`` under a watcher scope (ends when shutdown begins).
+def make_alert_worker(pipeline: Any) -> AlertWorker | None:
+    """The alert worker for a Pipeline whose store is open, or None. Never blocks.
 
-    Returns None when ``[alerts]`` is off, has no rules, or the store keeps no activity log (a
-    plugin's store; logged). Raises what :func:`bind_channels` raises.
+    Called before any task starts, so a bad target stops startup with a plain ConfigError. The
+    channels are bound here; an unused connection pool holds no connection, so a later startup
+    failure leaks nothing. Returns None when ``[alerts]`` is off, has no rules, or the store keeps no
+    activity log (a plugin's store; logged). Raises what :func:`bind_channels` raises.
     """
     config = pipeline.config
     if not config.alerts.enabled or not config.alerts.rules:
@@ -72,11 +74,10 @@ async def start_alerts(pipeline: Any, task_group: Any) -> AlertWorker | None:
         server = config.server
         return server.public_url or f"http://{server.host}:{pipeline.port or server.port}"
 
-    worker = AlertWorker(store, config.alerts, channels, link_base)
+    return AlertWorker(store, config.alerts, channels, link_base)
 
-    async def run() -> None:
-        with pipeline.watcher_scope():
-            await worker.run()
 
-    task_group.start_soon(run)
-    return worker
+async def run_alerts(pipeline: Any, worker: AlertWorker) -> None:
+    """Run ``worker`` until the pipeline's shutdown begins (a watcher scope). Never raises but Cancelled."""
+    with pipeline.watcher_scope():
+        await worker.run()

@@ -21,7 +21,7 @@ import anyio
 import pluggy
 
 from .api import ReadApi
-from .alert_wiring import start_alerts
+from .alert_wiring import make_alert_worker, run_alerts
 from .artifacts import ArtifactStore
 from .uploadapi import UploadApi
 from .web import WebUi
@@ -138,6 +138,8 @@ class Pipeline:
         if plugin_items:
             await anyio.to_thread.run_sync(_migrate_plugins, self.store, plugin_items)
         await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
+        # Before any channel or task exists, so a bad alert target stops startup with a plain ConfigError.
+        self.alerts = make_alert_worker(self) if "store" in self.roles else None
         self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
         self.backends = await anyio.to_thread.run_sync(open_backends, config, self.pm)
         if config.spool.path is not None:
@@ -187,7 +189,8 @@ class Pipeline:
             if "store" in self.roles:
                 self._task_group.start_soon(self._monitor_clock)
                 self._task_group.start_soon(self._retention)
-                self.alerts = await start_alerts(self, self._task_group)
+                if self.alerts is not None:
+                    self._task_group.start_soon(run_alerts, self, self.alerts)
             else:
                 self._task_group.start_soon(self._write_side_records)
             if self._bound_channels is not None:
