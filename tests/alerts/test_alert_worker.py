@@ -59,7 +59,8 @@ async def test_new_issue_then_regression_reach_the_webhook(make_config):
             assert regression["action"] == "regression" and regression["kind"] == "regression"
             assert regression["data"]["issue"]["id"] == issue["id"] and regression["data"]["issue"]["count"] == "2"
             assert receiver.received[0]["headers"]["X-Minisentry-Alert-Id"] == new["id"]
-            assert pipeline.alerts.statistics()["sent"] == 2
+            # The receiver records a request before answering it: wait for the worker to see the answer.
+            await until(lambda: pipeline.alerts.statistics()["sent"] == 2)
             assert "minisentry_alerts_sent_total 2" in pipeline.metrics_text()
 
 

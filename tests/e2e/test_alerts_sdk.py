@@ -127,7 +127,7 @@ def test_a_restart_neither_resends_nor_loses_alerts(start):
             wait_until(lambda: len(hooks.accepted()) == 2)
             assert [a["data"]["issue"]["title"] for a in hooks.accepted()] == ["KeyError: 'total'",
                                                                                 "after the restart"]
-            assert "minisentry_alerts_sent_total 1" in httpx.get(f"{server.url}/metrics").text
+            wait_until(lambda: "minisentry_alerts_sent_total 1" in httpx.get(f"{server.url}/metrics").text)
         finally:
             close_sdk()
 

@@ -67,7 +67,9 @@ async def test_a_plugin_channel_receives_alerts_and_a_broken_one_does_not_stop_t
         (alert,) = DELIVERED[bucket]
         assert alert.kind == "new_issue" and alert.project == "demo" and alert.rule == "memo"
         assert alert.issue["title"].startswith("ValueError")
-        assert pipeline.alerts.statistics()["failed"] == 1
+        with anyio.fail_after(15):  # the broken channel's delivery runs beside the memo one
+            while pipeline.alerts.statistics()["failed"] != 1:
+                await anyio.sleep(0.02)
 
 
 async def test_plugin_targets_are_validated_at_startup(make_config):
