@@ -92,7 +92,7 @@ class WebhookPoster:
         if problem:
             raise AlertRefused(problem)
         parts = urlsplit(url)
-        scheme, host = parts.scheme, (parts.hostname or "").lower()
+        scheme, host = parts.scheme, (parts.hostname or "").lower().encode("idna").decode("ascii")
         port = parts.port or (443 if scheme == "https" else 80)
         address = await self.resolve(host, port)
         literal = f"[{address}]" if ":" in address else address
@@ -113,6 +113,8 @@ class WebhookPoster:
                             start += piece[:200 - len(start)]
         except TimeoutError as exc:
             raise AlertDeliveryError(f"{host}: no answer within {self.timeout}s") from exc
+        except httpx.InvalidURL as exc:
+            raise AlertRefused(f"{url[:200]!r} is not a URL we can send to: {exc}") from exc
         except httpx.HTTPError as exc:
             raise AlertDeliveryError(f"{host}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code

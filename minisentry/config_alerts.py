@@ -185,6 +185,11 @@ def check_url_syntax(url: str) -> str | None:
         return f"only http and https URLs are sent to, not {url[:200]!r}"
     if not parts.hostname:
         return f"the URL has no host: {url[:200]!r}"
+    try:
+        # The host travels in the Host header and TLS server name: it must have an ASCII (IDNA) form.
+        parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        return f"the URL's host is not a valid host name: {parts.hostname[:100]!r}"
     if parts.username is not None or parts.password is not None:
         return "URLs with credentials are refused (put a token in the path or in headers)"
     if any(ord(ch) < 33 or ord(ch) == 127 for ch in url):
