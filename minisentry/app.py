@@ -21,6 +21,7 @@ import anyio
 import pluggy
 
 from .api import ReadApi
+from .alert_wiring import make_alert_worker, run_alerts
 from .artifacts import ArtifactStore
 from .uploadapi import UploadApi
 from .web import WebUi
@@ -108,6 +109,8 @@ class Pipeline:
         #: Edge relays only (``[upstream] url``): forwards instead of the ingest..store stages.
         self.forwarder: Any = None  # the edge relay's Forwarder (edge.py)
         self._read_store: Any = None
+        #: The alert worker (alerts.py), in the process with the store role when ``[alerts]`` has rules.
+        self.alerts: Any = None
         #: Uploaded source maps (relay role): chunks, bundles and their index (artifacts.py).
         self.artifacts: ArtifactStore | None = None
         self.difs: DifStore | None = None
@@ -136,6 +139,8 @@ class Pipeline:
         if plugin_items:
             await anyio.to_thread.run_sync(_migrate_plugins, self.store, plugin_items)
         await anyio.to_thread.run_sync(self.store.seed_projects, config.projects)
+        # Before any channel or task exists, so a bad alert target stops startup with a plain ConfigError.
+        self.alerts = make_alert_worker(self) if "store" in self.roles else None
         self._read_store = await anyio.to_thread.run_sync(store_factory.open, config, True)
         self.backends = await anyio.to_thread.run_sync(open_backends, config, self.pm)
         if config.spool.path is not None:
@@ -187,6 +192,8 @@ class Pipeline:
             if "store" in self.roles:
                 self._task_group.start_soon(self._monitor_clock)
                 self._task_group.start_soon(self._retention)
+                if self.alerts is not None:
+                    self._task_group.start_soon(run_alerts, self, self.alerts)
             else:
                 self._task_group.start_soon(self._write_side_records)
             if self._bound_channels is not None:

@@ -23,6 +23,7 @@ from .relayauth import parse_public_key
 from .config_scaling import (BackendsConfig, KafkaConfig, RedisConfig, RelayConfig, UpstreamConfig,
                              _validate_backends, _validate_kafka, check_upstream)
 from .config_native import NativeConfig, validate_native
+from .config_alerts import AlertsConfig, alerts_from_mapping
 from .config_sourcemaps import SourcemapsConfig, validate_sourcemaps
 from .filters import FilterSettings
 from .scrubbing import ScrubbingSettings
@@ -213,6 +214,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     web: WebConfig = field(default_factory=WebConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     backends: BackendsConfig = field(default_factory=BackendsConfig)
     projects: list[ProjectConfig] = field(default_factory=list)
@@ -268,7 +270,8 @@ def config_from_dict(
             raise ConfigError(f"{label}: unknown key '{key}'")
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        if f.name in ("source", "projects", "relays", "plugins", "quotas", "scrubbing", "filters") or f.name not in raw:
+        if f.name in ("source", "projects", "relays", "plugins", "quotas", "scrubbing", "filters", "alerts") \
+                or f.name not in raw:
             continue
         cls = get_type_hints(Config)[f.name]
         sections[f.name] = _build(cls, raw[f.name], f.name, label)
@@ -276,6 +279,8 @@ def config_from_dict(
         sections["filters"] = FilterSettings.from_mapping(raw["filters"], "filters")
     if "scrubbing" in raw:
         sections["scrubbing"] = ScrubbingSettings.from_mapping(raw["scrubbing"], "scrubbing", label=label)
+    if "alerts" in raw:
+        sections["alerts"] = alerts_from_mapping(raw["alerts"], label, _build)
     if "quotas" in raw:
         sections["quotas"] = quotas_from_config(raw["quotas"], label=label)
     if "plugins" in raw:

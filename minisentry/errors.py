@@ -33,6 +33,8 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     ├── ArtifactError               an uploaded bundle, source file or debug file is unusable (bad zip, bad map, no debug id)
     ├── FetchError                  fetching a source file over HTTP failed (status, size, time, transport)
     │   └── FetchRefused            ... refused by the SSRF policy (address, host, scheme) before connecting
+    ├── AlertDeliveryError          an alert could not be delivered to a target (``retryable`` says if trying again may help)
+    │   └── AlertRefused            ... refused by the webhook SSRF policy (address, scheme) before connecting
     └── PipelineError               a stage crashed or the pipeline was used in the wrong state
 
 Per-item failures (an event that cannot be normalized) are *not* exceptions that stop a stage: they
@@ -72,6 +74,8 @@ __all__ = [
     "ArtifactError",
     "FetchError",
     "FetchRefused",
+    "AlertDeliveryError",
+    "AlertRefused",
     "PipelineError",
 ]
 
@@ -278,6 +282,25 @@ class FetchError(MinisentryError):
 
 class FetchRefused(FetchError):
     """The fetcher's SSRF policy refused a URL (scheme, host or resolved address) before connecting."""
+
+
+class AlertDeliveryError(MinisentryError):
+    """An alert did not reach its target (webhook, Slack, email, a plugin's channel).
+
+    ``retryable`` says whether trying again later may succeed: connection errors, timeouts, 5xx and
+    429 answers, SMTP 4xx replies are; a 4xx answer, a redirect or a refused address are not.
+    """
+
+    def __init__(self, detail: str, *, retryable: bool = True) -> None:
+        super().__init__(detail)
+        self.retryable = retryable
+
+
+class AlertRefused(AlertDeliveryError):
+    """The webhook SSRF policy refused a URL (scheme, credentials, a non-public address); never retried."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retryable=False)
 
 
 class PipelineError(MinisentryError):

@@ -69,5 +69,10 @@ def minisentry_register_api_routes() -> list[Any]:
 
 
 @hookspec
+def minisentry_register_alert_channels() -> list[Any]:
+    """Return alert channels: objects with ``type`` and ``async deliver(alert, target)``; optionally ``validate_target``, ``bind(config)``, ``aclose()``."""
+
+
+@hookspec
 def minisentry_process_event(project_id: int, event: dict) -> None:
     """Change one processed event in place before it is stored; raising marks it ``plugin_failed``."""

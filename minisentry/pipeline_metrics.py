@@ -6,6 +6,16 @@ from typing import Any
 
 __all__ = ["counters_of"]
 
+_ALERT_HELP = {
+    "sent": "Alerts delivered to a target.",
+    "failed": "Alert deliveries given up (after retries, or not retryable).",
+    "refused": "Alert deliveries refused by the webhook address policy (SSRF).",
+    "retried": "Alert delivery attempts that failed and were tried again.",
+    "suppressed": "Alerts dropped by a rule's rate limit.",
+    "stale": "Log rows older than alerts.max_age, skipped.",
+    "queued": "Log rows read by the alert worker whose deliveries have not finished.",
+}
+
 
 def counters_of(pipeline: Any) -> dict[str, tuple[float, str]]:
     """Return ``{metric name: (value, help)}`` for a running Pipeline. Never blocks."""
@@ -32,6 +42,9 @@ def counters_of(pipeline: Any) -> dict[str, tuple[float, str]]:
     if pipeline.spool is not None:
         counters["minisentry_spool_messages"] = (len(pipeline.spool), "Envelopes waiting in the on-disk spool.")
         counters["minisentry_spool_bytes"] = (pipeline.spool.size_bytes, "Bytes waiting in the on-disk spool.")
+    if getattr(pipeline, "alerts", None) is not None:
+        for name, value in pipeline.alerts.statistics().items():
+            counters[f"minisentry_alerts_{name}" + ("" if name == "queued" else "_total")] = (value, _ALERT_HELP[name])
     for symbolicator in pipeline.symbolicators:
         if hasattr(symbolicator, "statistics"):
             for name, value in symbolicator.statistics().items():

@@ -27,6 +27,7 @@ DEFAULT_PLUGINS = (
     "minisentry.plugins.redis_backends",
     "minisentry.plugins.javascript",
     "minisentry.plugins.native",
+    "minisentry.plugins.alerts",
 )
 ENTRY_POINT_GROUP = "minisentry"
 

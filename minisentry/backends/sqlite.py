@@ -28,6 +28,7 @@ from ..messages import ProcessedEvent
 from ..outcomes import Outcome, OutcomeRow, category_of_item
 from ..schedules import parse_schedule
 from .sqlite_activity import ActivityMixin, create_activity_tables, record_activity
+from .sqlite_alerts import MonitorFailuresMixin, create_monitor_failure_tables
 from .sqlite_plugin_ids import create_plugin_id_table, first_delivery
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
@@ -47,14 +48,15 @@ __all__ = ["SqliteStore"]
 # 10: adds project_settings (per-project filters, scrubbing, quotas), bumping config_version.
 # 11: adds users and web_sessions (the web UI).
 # 14: adds indexes for the web UI's operations pages (check_ins per monitor, release_health by minute).
-_SCHEMA_VERSION = 14
+# 15: adds monitor_failures and its triggers on check_ins (alerts).
+_SCHEMA_VERSION = 15
 
 
 def _now() -> float:
     return time.time()
 
 
-class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin, OpsMixin):
+class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin, OpsMixin, MonitorFailuresMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -202,6 +204,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
         create_activity_tables(db)
         create_plugin_id_table(db)
         create_ops_indexes(db)
+        create_monitor_failure_tables(db)
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
