@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl
 
 import anyio
 import orjson
 
-from .api_shapes import attachment_to_api, event_to_api, link_header, page_params
+from .api_shapes import attachment_to_api, event_to_api, link_header, page_params, query_pairs
 from .errors import NotFound
 from .httpserver import Request, Response
 
@@ -27,7 +26,7 @@ async def _run(fn: Any, *args: Any) -> Any:
 
 
 def _full(request: Request) -> bool:
-    return dict(parse_qsl(request.query)).get("full", "").lower() in ("1", "true", "yes")
+    return dict(query_pairs(request.query)).get("full", "").lower() in ("1", "true", "yes")
 
 
 def _page(request: Request, rows: list[dict[str, Any]], limit: int, offset: int) -> Response:
@@ -83,7 +82,7 @@ async def attachment(api: Any, request: Request, match: re.Match) -> Response:
     if attachment_id not in {row["id"] for row in rows}:
         raise NotFound(f"no attachment {attachment_id} for event {match['event']}")
     meta, data = await _run(api.store.attachment_data, attachment_id)
-    if "download" not in dict(parse_qsl(request.query, keep_blank_values=True)):
+    if "download" not in dict(query_pairs(request.query)):
         return Response(200, orjson.dumps(attachment_to_api(meta)))
     name = meta["filename"].replace('"', "").replace("\r", "").replace("\n", "")
     return Response(200, data, [("Content-Disposition", f'attachment; filename="{name}"')],

@@ -12,12 +12,11 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 import anyio
 import orjson
 
-from .api_shapes import issue_detail_to_api, issue_to_api, link_header, page_params, project_to_api
+from .api_shapes import issue_detail_to_api, issue_to_api, link_header, page_params, project_to_api, query_pairs
 from .errors import BadRequest, MethodNotAllowed, NotFound
 from .httpserver import Request, Response
 from .issue_query import parse_period, parse_query
@@ -67,7 +66,7 @@ def _search(params: list[tuple[str, str]]):
 
 async def list_issues(api: Any, request: Request, match: re.Match) -> Response:
     """``GET /api/0/projects/<org>/<project>/issues/?query=&statsPeriod=&sort=&limit=&cursor=``."""
-    params = parse_qsl(request.query, max_num_fields=100)
+    params = query_pairs(request.query)
     search, sort = _search(params)
     limit, offset = page_params(request.query)
     project = await _run(api.store.project_by_slug, match["project"])
@@ -94,7 +93,7 @@ async def update_issues(api: Any, request: Request, match: re.Match) -> Response
     ``{"status", "statusDetails"}``, or 204 when no issue matched."""
     writer = _writer(api)
     change = _change(request)
-    params = parse_qsl(request.query, max_num_fields=1000)
+    params = query_pairs(request.query)
     project = await _run(writer.project_by_slug, match["project"])
     try:
         ids = [int(value) for name, value in params if name == "id"]

@@ -14,7 +14,7 @@ from .errors import BadRequest
 from .issue_status import details_to_api
 
 __all__ = ["iso", "issue_to_api", "issue_detail_to_api", "event_to_api", "attachment_to_api", "project_to_api",
-           "page_params", "link_header", "ACTIVITY_TYPES"]
+           "page_params", "link_header", "query_pairs", "ACTIVITY_TYPES"]
 
 _MAX_LIMIT = 100
 #: Our activity kinds as Sentry's activity ``type`` names.
@@ -133,11 +133,20 @@ def project_to_api(project: dict[str, Any], organization: str, first_event: floa
     }
 
 
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    """The query string's ``(name, value)`` pairs, blank values kept (``query=`` differs from no
+    ``query``). Raises BadRequest past 1000 fields."""
+    try:
+        return parse_qsl(query, keep_blank_values=True, max_num_fields=1000)
+    except ValueError as exc:
+        raise BadRequest("too many query parameters") from exc
+
+
 def page_params(query: str) -> tuple[int, int]:
     """``(limit, offset)`` from ``?limit=`` (1..100, default 25) and ``?cursor=0:<offset>:<is_prev>``.
 
     Raises BadRequest for a limit or cursor that is not numbers, or a negative offset."""
-    params = dict(parse_qsl(query))
+    params = dict(query_pairs(query))
     try:
         limit = min(max(int(params.get("limit", "25")), 1), _MAX_LIMIT)
         offset = int(params.get("cursor", "0:0:0").split(":")[1])
@@ -151,11 +160,11 @@ def page_params(query: str) -> tuple[int, int]:
 def link_header(path: str, query: str, limit: int, offset: int, more: bool) -> str:
     """Sentry's ``Link`` header (previous and next, with ``results`` and ``cursor``), keeping the
     request's other parameters."""
-    kept = [(name, value) for name, value in parse_qsl(query) if name not in ("cursor", "limit")]
+    kept = [(name, value) for name, value in query_pairs(query) if name not in ("cursor", "limit")]
     previous, following = max(offset - limit, 0), offset + limit
 
     def link(cursor: str, rel: str, results: bool) -> str:
-        url = f"{path}?{urlencode([*kept, ('limit', str(limit)), ('cursor', cursor)])}"
+        url = f"{path}?{urlencode([*kept, ('limit', str(limit)), ('cursor', cursor)], safe=':')}"
         return f'<{url}>; rel="{rel}"; results="{"true" if results else "false"}"; cursor="{cursor}"'
 
     return ", ".join([link(f"0:{previous}:1", "previous", offset > 0), link(f"0:{following}:0", "next", more)])

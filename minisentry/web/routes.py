@@ -7,7 +7,9 @@ Routes::
     GET  /ui/                               projects with their DSNs
     GET  /ui/projects/<slug>/issues/        the issue stream (?query= &status= &level= &sort= &page=)
     GET  /ui/issues/<id>/                   an issue and its latest event
-    POST /ui/issues/<id>/status             resolve / unresolve (form field ``status``)
+    POST /ui/issues/<id>/status             change the status (``issue_status.form_change``: ``status`` =
+                                            resolved, resolvedInNextRelease, unresolved or ignored, with
+                                            ``ignore`` = forever, count (+ ``count``) or until (+ ``until``))
 
 Every page but the sign-in form needs a session (otherwise a redirect to it); every POST needs its
 form's CSRF token (otherwise 403). Errors are answered as small HTML pages, never raised.
@@ -17,13 +19,15 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
 
-from ..errors import AuthForbidden, BadRequest, MethodNotAllowed, NotFound, RequestError
+from ..errors import AuthForbidden, MethodNotAllowed, NotFound, RequestError
 from ..httpserver import Request, Response
+from ..issue_status import form_change
 from .html import page, render
 from .pages import LEVELS, issue_body, issues_body, login_body, projects_body
 from .passwords import verify_password
@@ -180,10 +184,7 @@ class WebUi:
         return _html(200, page(issue["title"] or f"Issue {issue_id}", body, email=session.email, csrf=session.csrf))
 
     async def _set_status(self, issue_id: int, form: dict[str, str]) -> Response:
-        status = form.get("status", "")
-        if status not in ("resolved", "unresolved"):
-            raise BadRequest(f"status must be resolved or unresolved, got {status[:40]!r}")
-        await anyio.to_thread.run_sync(self.store.set_issue_status, issue_id, status)
+        change = form_change(form, now=time.time())
+        if not await anyio.to_thread.run_sync(self.store.change_issue_status, [issue_id], change):
+            raise NotFound(f"no issue {issue_id}")
         return _redirect(f"/ui/issues/{issue_id}/")
-
-
