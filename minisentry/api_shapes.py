@@ -36,7 +36,6 @@ def issue_to_api(issue: dict[str, Any]) -> dict[str, Any]:
         "shortId": f"{issue['project'].upper()}-{issue['id']}",
         "title": issue["title"],
         "culprit": issue["culprit"],
-        "permalink": f"/ui/issues/{issue['id']}/",
         "level": issue["level"],
         "status": issue["status"],
         "statusDetails": details_to_api(issue["status"], issue.get("status_details") or {}),
