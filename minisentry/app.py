@@ -168,7 +168,8 @@ class Pipeline:
         self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters, settings=self.settings)
         self.relay.plugin_items = plugin_items
         if config.web.enabled and "relay" in self.roles and hasattr(self.store, "web_session_user"):
-            self.relay.web = WebUi(self.store, config.web, config.server.public_url)
+            self.relay.web = WebUi(self.store, config.web, config.server.public_url,
+                                   trusted_proxies=self.relay.trusted_proxies)
         if "relay" in self.roles and not config.upstream.url:
             self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
             self.difs = await anyio.to_thread.run_sync(

@@ -164,6 +164,14 @@ class WebConfig:
     max_sessions: int = 10_000
     #: Issues per page of the issue stream (at most 100).
     page_size: int = 25
+    #: Failed sign-ins for one email within ``login_window`` seconds before the form answers 429.
+    login_attempts: int = 5
+    #: Failed sign-ins from one client address (any email) within ``login_window`` before 429.
+    login_address_attempts: int = 20
+    #: The sliding window, in seconds, over which failed sign-ins are counted.
+    login_window: float = 900.0
+    #: At most this many emails and addresses are tracked (least recently failed forgotten first).
+    login_tracked: int = 10_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -384,7 +392,8 @@ def _validate(config: Config, label: str) -> None:
     for f in dataclasses.fields(LimitsConfig):
         positive(f"limits.{f.name}", getattr(config.limits, f.name))
     positive("storage.batch_size", config.storage.batch_size)
-    for name in ("session_max_age", "max_sessions", "page_size"):
+    for name in ("session_max_age", "max_sessions", "page_size", "login_attempts", "login_address_attempts",
+                 "login_window", "login_tracked"):
         positive(f"web.{name}", getattr(config.web, name))
     if config.web.page_size > 100:
         raise ConfigError(f"{label}: web.page_size must be at most 100, got {config.web.page_size}")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
+
+import msgpack
 import orjson
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,19 +119,128 @@ def test_minidump_envelope_event_and_attachments():
     assert log.headers["attachment_type"] == "event.attachment" and log.headers["filename"] == "app.log"
 
 
-@pytest.mark.parametrize(("parts", "message"), [
-    ([Part("other", "x.dmp", None, MINIDUMP)], "no file field 'upload_file_minidump'"),
-    ([Part("upload_file_minidump", None, None, MINIDUMP)], "no file field"),
-    ([Part("upload_file_minidump", "x", None, b"ELF\x7f....")], "not a minidump"),
-    ([Part("upload_file_minidump", "x", None, MINIDUMP), Part("sentry", None, None, b"[1]")], "JSON object"),
-    ([Part("upload_file_minidump", "x", None, MINIDUMP), Part("sentry", None, None, b"{")], "not JSON"),
+@pytest.mark.parametrize(("parts", "message", "reason"), [
+    ([Part("other", "x.dmp", None, MINIDUMP)], "no field 'upload_file_minidump'", "missing_minidump_upload"),
+    ([Part("upload_file_minidump", "x", None, b"ELF\x7f....")], "not a minidump", "invalid_minidump"),
+    ([Part("upload_file_minidump", "x", None, b"\x1f\x8bnot gzip")], "gzip minidump is corrupt",
+     "invalid_compression"),
+    ([Part("upload_file_minidump", "x", None, b"BZh9 not bzip2")], "bzip2 minidump is corrupt", "invalid_compression"),
+    ([Part("upload_file_minidump", "x", None, MINIDUMP), Part("__sentry-event", "e", None, b"\xc1")],
+     "__sentry-event is not valid msgpack", "invalid_msgpack"),
+    ([Part("upload_file_minidump", "x", None, MINIDUMP), Part("__sentry-event", "e", None, msgpack.packb([1]))],
+     "must hold a map", "invalid_msgpack"),
     ([Part("upload_file_minidump", "x", None, MINIDUMP), Part("sentry[level]", None, None, b"a"),
-      Part("sentry[level][x]", None, None, b"b")], "already set to a plain value"),
-    ([Part("upload_file_minidump", "x", None, MINIDUMP), Part("note", None, None, b"\xff")], "not UTF-8"),
+      Part("sentry[level][x]", None, None, b"b")], "already set to a plain value", "invalid_multipart"),
+    ([Part("upload_file_minidump", "x", None, MINIDUMP), Part("note", None, None, b"\xff")], "not UTF-8",
+     "invalid_multipart"),
 ])
-def test_bad_minidump_uploads(parts, message):
-    with pytest.raises(InvalidMultipart, match=message):
+def test_bad_minidump_uploads(parts, message, reason):
+    with pytest.raises(InvalidMultipart, match=message) as caught:
         minidump_envelope(parts)
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("field", [b"[1]", b"{", b'"just a string"'])
+def test_a_broken_sentry_json_field_is_noted_and_the_crash_kept(field):
+    # As in Relay: the crash report matters more than its metadata.
+    envelope = minidump_envelope([Part("upload_file_minidump", "x", None, MINIDUMP), Part("sentry", None, None, field),
+                                  Part("sentry[release]", None, None, b"app@1")])
+    event = orjson.loads(envelope.items[0].payload)
+    assert event["release"] == "app@1"
+    assert [(e["type"], e["name"]) for e in event["errors"]] == [("invalid_data", "sentry")]
+    assert envelope.items[1].payload == MINIDUMP
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress,
+                                      lambda data: zstandard.ZstdCompressor().compress(data)],
+                         ids=["gzip", "bzip2", "xz", "zstd"])
+def test_compressed_minidumps_are_stored_decompressed(compress):
+    envelope = minidump_envelope([Part("upload_file_minidump", "crash.dmp.gz", None, compress(MINIDUMP))])
+    assert envelope.items[1].headers["attachment_type"] == "event.minidump"
+    assert envelope.items[1].payload == MINIDUMP
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress,
+                                      lambda data: zstandard.ZstdCompressor().compress(data)],
+                         ids=["gzip", "bzip2", "xz", "zstd"])
+def test_a_compressed_minidump_bomb_is_refused_at_the_limit(compress):
+    bomb = compress(b"MDMP" + b"\0" * 5_000_000)
+    assert len(bomb) < 60_000
+    with pytest.raises(PayloadTooLarge, match="inflates past 100000 bytes"):
+        minidump_envelope([Part("upload_file_minidump", "x", None, bomb)], max_dump_bytes=100_000)
+    # Exactly at the limit it is taken.
+    exact = compress(b"MDMP" + b"\0" * 99_996)
+    assert len(minidump_envelope([Part("upload_file_minidump", "x", None, exact)],
+                                 max_dump_bytes=100_000).items[1].payload) == 100_000
+
+
+def test_msgpack_event_breadcrumbs_namespaces_and_chunks_are_applied():
+    crumbs1 = [{"timestamp": 10, "message": "a"}, {"timestamp": 30, "message": "c"}, {"timestamp": 40, "message": "d"}]
+    crumbs2 = [{"timestamp": 20, "message": "b"}, {"timestamp": "1970-01-01T00:00:50Z", "message": "e"}]
+    event_json = b'{"release": "app@3", "tags": {"t": "1"}}'
+    envelope = minidump_envelope([
+        Part("upload_file_minidump", "crash.dmp", None, MINIDUMP),
+        Part("__sentry-event", "__sentry-event", None,
+             msgpack.packb({"event_id": "2dd132e467174db48dbaddabd3cbed57", "user": {"id": "123"},
+                            "tags": {"from": "msgpack"}})),
+        Part("__sentry-breadcrumb1", "__sentry-breadcrumb1", None, msgpack.packb(crumbs1)),
+        Part("__sentry-breadcrumb2", "__sentry-breadcrumb2", None, msgpack.packb(crumbs2)),
+        Part("sentry___global", None, None, b'{"environment": "prod"}'),
+        Part("sentry__2", None, None, event_json[20:]), Part("sentry__1", None, None, event_json[:20]),
+        Part("attachment1", "attach1.txt", "text/plain", b"attachment content"),
+    ])
+    event = orjson.loads(envelope.items[0].payload)
+    assert envelope.headers["event_id"] == event["event_id"] == "2dd132e467174db48dbaddabd3cbed57"
+    assert event["user"] == {"id": "123"} and event["environment"] == "prod" and event["release"] == "app@3"
+    assert event["tags"] == {"from": "msgpack", "t": "1"}
+    # The two ring-buffer halves: merged by time, as many kept as the longer half held (3).
+    assert [c["message"] for c in event["breadcrumbs"]["values"]] == ["c", "d", "e"]
+    # The __sentry-* payloads are read, not kept.
+    assert [(i.headers["attachment_type"], i.headers["filename"]) for i in envelope.items[1:]] == [
+        ("event.minidump", "crash.dmp"), ("event.attachment", "attach1.txt")]
+
+
+def test_a_single_breadcrumb_per_half_is_a_list_of_one():
+    envelope = minidump_envelope([
+        Part("upload_file_minidump", "crash.dmp", None, MINIDUMP),
+        Part("__sentry-breadcrumb1", "b1", None, msgpack.packb({"timestamp": 1461185755, "message": "A"})),
+        Part("__sentry-breadcrumb2", "b2", None, msgpack.packb({"timestamp": 1461185750, "message": "B"})),
+    ])
+    assert [c["message"] for c in orjson.loads(envelope.items[0].payload)["breadcrumbs"]["values"]] == ["A"]
+
+
+def test_electron_nests_the_minidump_in_its_own_form_body():
+    nested = encode([Part("upload_file_minidump", "inner.dmp", None, MINIDUMP), Part("prod", None, None, b"Electron")],
+                    boundary="----electronBoundary")
+    envelope = minidump_envelope([Part("upload_file_minidump", "minidump.dmp", None, nested)])
+    assert envelope.items[1].payload == MINIDUMP
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=400) | st.sampled_from([gzip.compress, bz2.compress, lzma.compress]).flatmap(
+    lambda compress: st.binary(max_size=200).map(lambda raw: compress(b"MDMP" + raw))).flatmap(
+    lambda good: st.tuples(st.integers(0, len(good)), st.binary(max_size=8)).map(
+        lambda cut: good[:cut[0]] + cut[1] + good[cut[0] + len(cut[1]):])))
+def test_fuzz_any_minidump_file_unpacks_or_is_refused(data):
+    try:
+        envelope = minidump_envelope([Part("upload_file_minidump", "x", None, data)], max_dump_bytes=10_000)
+    except (InvalidMultipart, PayloadTooLarge) as exc:
+        assert exc.reason in ("invalid_minidump", "invalid_compression", "too_large")
+        return
+    assert envelope.items[1].payload[:4] in (b"MDMP", b"PMDM")
+
+
+@settings(max_examples=300, deadline=None)
+@given(event=st.binary(max_size=200), crumbs=st.binary(max_size=200))
+def test_fuzz_any_msgpack_payloads_are_applied_or_refused(event, crumbs):
+    parts = [Part("upload_file_minidump", "x", None, MINIDUMP), Part("__sentry-event", "e", None, event),
+             Part("__sentry-breadcrumb1", "b", None, crumbs)]
+    try:
+        envelope = minidump_envelope(parts)
+    except InvalidMultipart as exc:
+        assert exc.reason == "invalid_msgpack"
+        return
+    orjson.loads(envelope.items[0].payload)
 
 
 names = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e, exclude_characters='"\\;'), min_size=1,

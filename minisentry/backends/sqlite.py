@@ -31,6 +31,7 @@ from ..outcomes import Outcome, OutcomeRow, category_of_item
 from ..schedules import parse_schedule
 from .sqlite_activity import ActivityMixin, create_activity_tables, record_activity
 from .sqlite_issues import ISSUE_COLUMNS, IssuesMixin, migrate_issue_status
+from .sqlite_plugin_ids import create_plugin_id_table, first_delivery
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
 from .sqlite_retention import RetentionMixin, create_retention_indexes
@@ -204,6 +205,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
         create_activity_tables(db)
         migrate_issue_status(db)
         create_token_tables(db)
+        create_plugin_id_table(db)
         db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _db(self) -> sqlite3.Connection:
@@ -395,19 +397,24 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
         """
         return self._run(lambda conn: read(sqlite_utils.Database(conn)))
 
-    def write_plugin_records(self, item_type: Any, records: list[Any]) -> None:
-        """Write one item type's records with its ``store(db, records)`` in one transaction. Blocks.
+    def write_plugin_records(self, item_type: Any, records: list[Any]) -> list[Any]:
+        """Write one item type's new records with its ``store(db, records)`` in one transaction. Blocks.
 
-        Raises StorageError for SQLite failures (rolled back); the plugin's other exceptions pass
-        through, also rolled back.
+        A record whose ``record_id`` was written before (a redelivery) is left out, so the plugin's
+        ``store`` and the accepted count see it once; records without an id are always written.
+        Returns the records written. Raises StorageError for SQLite failures (rolled back); the
+        plugin's other exceptions pass through, also rolled back.
         """
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: sqlite3.Connection) -> list[Any]:
             conn.execute("BEGIN IMMEDIATE")
-            item_type.store(sqlite_utils.Database(conn), records)
+            fresh = first_delivery(conn, item_type.type, records)
+            if fresh:
+                item_type.store(sqlite_utils.Database(conn), fresh)
             # sqlite-utils' insert_all commits itself (``with conn:``); commit what is left open.
             if conn.in_transaction:
                 conn.execute("COMMIT")
-        self._run(run)
+            return fresh
+        return self._run(run)
 
     def write_sessions(self, rows: list[Any]) -> None:
         """Add session counts (``sessions.SessionCounts``) to the release-health table in one transaction."""

@@ -66,6 +66,42 @@ class WebMixin:
             "SELECT id, email, password_hash FROM users WHERE email = ?", (email,)).fetchone())
         return dict(row) if row is not None else None
 
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user: ``{"id", "email", "created", "sessions"}`` (live sessions), by email. Raises StorageError."""
+        rows = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
+            "SELECT u.id, u.email, u.created, (SELECT count(*) FROM web_sessions s WHERE s.user_id = u.id "
+            "AND s.expires > ?) AS sessions FROM users u ORDER BY u.email", (time.time(),)).fetchall())
+        return [dict(row) for row in rows]
+
+    def delete_user(self, email: str) -> None:
+        """Delete a user and sign them out everywhere. Raises NotFound, StorageError."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
+            if row is None:
+                raise NotFound(f"no user {email!r}")  # _run rolls the transaction back
+            conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (row[0],))
+            conn.execute("DELETE FROM users WHERE id = ?", (row[0],))
+            conn.execute("COMMIT")
+
+        self._run(run)  # type: ignore[attr-defined]
+
+    def set_user_password(self, email: str, password_hash: str) -> None:
+        """Replace a user's password hash and end their sessions. Raises NotFound, StorageError."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
+            if row is None:
+                raise NotFound(f"no user {email!r}")  # _run rolls the transaction back
+            conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, row[0]))
+            # A changed password is often a response to a leak: signed-in browsers must sign in again.
+            conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (row[0],))
+            conn.execute("COMMIT")
+
+        self._run(run)  # type: ignore[attr-defined]
+
     # -- sessions -------------------------------------------------------------------------------
 
     def create_web_session(self, token_hash: str, user_id: int, expires: float, *, max_sessions: int) -> None:

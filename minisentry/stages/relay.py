@@ -59,7 +59,7 @@ from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, Me
                       PipelineFull, RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
-from ..minidump import minidump_envelope
+from ..minidump import minidump_envelope, raw_minidump_envelope
 from ..multipart import MultipartLimits, parse_multipart
 from ..monitors import CheckInError, parse_check_in
 from ..metrics import Health
@@ -87,6 +87,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Relay"]
 
+#: Content types of a minidump posted as the whole body instead of a form.
+_RAW_MINIDUMP_TYPES = ("application/octet-stream", "application/x-dmp")
 _INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store|minidump)/?$")
 _SECURITY_RE = re.compile(r"^/api/(\d{1,18})/(security|csp-report)/?$")
 #: A plugin's endpoint (``minisentry_register_endpoints``): POST /api/<project_id>/<name>/.
@@ -353,10 +355,16 @@ class Relay:
         if endpoint == "envelope":
             envelope = parse_envelope(body)
         elif endpoint == "minidump":
-            parts = parse_multipart(body, content_type, MultipartLimits(
+            multipart_limits = MultipartLimits(
                 max_parts=limits.max_attachments_per_envelope + 32, max_file_bytes=limits.max_attachments_bytes,
-                max_field_bytes=limits.max_event_bytes))
-            envelope = minidump_envelope(parts)
+                max_field_bytes=limits.max_event_bytes)
+            media_type = (content_type or "").split(";", 1)[0].strip().lower()
+            if media_type in _RAW_MINIDUMP_TYPES:
+                envelope = raw_minidump_envelope(body, max_dump_bytes=limits.max_attachments_bytes)
+            else:
+                envelope = minidump_envelope(parse_multipart(body, content_type, multipart_limits),
+                                             max_dump_bytes=limits.max_attachments_bytes,
+                                             multipart_limits=multipart_limits)
         else:
             envelope = _store_body_to_envelope(body, limits.max_event_bytes)
         attachments = attachment_bytes = 0
@@ -448,7 +456,14 @@ class Relay:
         if match is None or key is None:
             return
         project_id = int(match.group(1))
-        if self.keys.known_project_of(key.strip().lower()) == project_id:
+        if self.keys.known_project_of(key.strip().lower()) != project_id:
+            return
+        if match.group(2) == "minidump":
+            # A refused crash upload is an error event lost, and its bytes an attachment lost (as Relay counts).
+            self.outcomes.record(project_id, Outcome.INVALID, "error", exc.reason)
+            if request.body:
+                self.outcomes.record(project_id, Outcome.INVALID, "attachment", exc.reason, len(request.body))
+        else:
             self.outcomes.record(project_id, Outcome.INVALID, "default", exc.reason)
 
 

@@ -103,7 +103,8 @@ async def _write_plugin_records(records: list[PluginRecord], ctx: StageContext) 
 
     A failing store (StorageError) is retried like events are; a plugin's ``store`` that raises
     anything else loses only its own records — counted ``invalid``/``plugin_failed`` and logged —
-    so one broken plugin cannot stall the pipeline. Written ones are counted ``accepted``.
+    so one broken plugin cannot stall the pipeline. Written ones are counted ``accepted``; records
+    the store recognises as redelivered (same id) are counted once, the first time.
     """
     by_type: dict[str, list[PluginRecord]] = {}
     for record in records:
@@ -116,8 +117,12 @@ async def _write_plugin_records(records: list[PluginRecord], ctx: StageContext) 
             outcome, reason = Outcome.INVALID, "unknown_plugin_item_type"
         else:
             try:
-                await _until_written(ctx, f"{len(group)} {item_type} records", ctx.store.write_plugin_records,
-                                     kind, group)
+                written = await _until_written(ctx, f"{len(group)} {item_type} records",
+                                               ctx.store.write_plugin_records, kind, group)
+                if written is not None:  # a plugin store that does not say keeps the old meaning: all
+                    # A redelivered record was counted the first time; like a duplicate event, not again.
+                    ctx.duplicates += len(group) - len(written)
+                    group = written
             except Exception:
                 ctx.log.exception("item type %s: store() failed; %d records lost", item_type, len(group))
                 outcome, reason = Outcome.INVALID, "plugin_failed"

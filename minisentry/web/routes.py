@@ -2,7 +2,7 @@
 
 Routes::
 
-    GET  /ui/login                          the sign-in form          POST /ui/login    sign in
+    GET  /ui/login                          the sign-in form          POST /ui/login    sign in (rate-limited)
     POST /ui/logout                         sign out
     GET  /ui/                               projects with their DSNs
     GET  /ui/projects/<slug>/issues/        the issue stream (?query= &status= &level= &sort= &page=)
@@ -17,6 +17,7 @@ form's CSRF token (otherwise 403). Errors are answered as small HTML pages, neve
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
@@ -25,10 +26,12 @@ from urllib.parse import parse_qsl
 
 import anyio
 
+from ..clientip import client_ip
 from ..errors import AuthForbidden, MethodNotAllowed, NotFound, RequestError
 from ..httpserver import Request, Response
 from ..issue_status import form_change
 from .html import page, render
+from .login_throttle import LoginThrottle
 from .pages import LEVELS, issue_body, issues_body, login_body, projects_body
 from .passwords import verify_password
 from .sessions import LOGIN_COOKIE, Session, Sessions, check_csrf, cookies
@@ -70,10 +73,14 @@ class WebUi:
     calls and password checks run in worker threads.
     """
 
-    def __init__(self, store: Any, web_config: Any, public_url: str = "") -> None:
+    def __init__(self, store: Any, web_config: Any, public_url: str = "", *, trusted_proxies: tuple = ()) -> None:
         self.store = store
         self.config = web_config
         self.public_url = public_url.rstrip("/")
+        self.trusted_proxies = trusted_proxies
+        self.throttle = LoginThrottle(attempts=web_config.login_attempts,
+                                      address_attempts=web_config.login_address_attempts,
+                                      window=web_config.login_window, max_tracked=web_config.login_tracked)
         self.sessions = Sessions(store, max_age=web_config.session_max_age, max_sessions=web_config.max_sessions,
                                  secure=web_config.secure_cookies)
 
@@ -131,20 +138,28 @@ class WebUi:
             raise MethodNotAllowed(f"{request.method} is not allowed here")
         form = _form(request)
         check_csrf(cookies(request).get(LOGIN_COOKIE, ""), form)
-        email = form.get("email", "").strip().lower()
+        email = form.get("email", "").strip().lower()[:254]
         password = form.get("password", "")
+        address = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+        wait = self.throttle.retry_after(email, address)
+        if wait > 0:
+            minutes = max(1, math.ceil(wait / 60))
+            return self._login_form(f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes > 1)}.",
+                                    status=429, headers=[("Retry-After", str(math.ceil(wait)))])
         user = await anyio.to_thread.run_sync(self.store.user_by_email, email) if email else None
         ok = await anyio.to_thread.run_sync(verify_password, password, user["password_hash"] if user else None)
         if user is None or not ok:
+            self.throttle.failed(email, address)
             return self._login_form("Wrong email or password.", status=403)
+        self.throttle.succeeded(email)
         set_cookie = await self.sessions.start(user["id"])
         return _redirect("/ui/", [("Set-Cookie", set_cookie),
                                   ("Set-Cookie", self.sessions.cookie(LOGIN_COOKIE, "", 0))])
 
-    def _login_form(self, error: str = "", status: int = 200) -> Response:
+    def _login_form(self, error: str = "", status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
         token = secrets.token_urlsafe(24)
         body = page("Sign in", login_body(token, error))
-        return _html(status, body, [("Set-Cookie", self.sessions.cookie(LOGIN_COOKIE, token, 3600))])
+        return _html(status, body, [("Set-Cookie", self.sessions.cookie(LOGIN_COOKIE, token, 3600)), *(headers or [])])
 
     # -- pages ----------------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 
 import httpx
+import msgpack
 import pytest
 
 from ..conftest import KEY, OTHER_KEY, base_config
@@ -61,9 +63,15 @@ def test_bad_minidump_uploads_get_precise_errors_and_outcomes(tmp_path, server_f
     not_a_dump = httpx.post(url, headers={"X-Sentry-Auth": f"Sentry sentry_key={KEY}, sentry_version=7"},
                             files={"upload_file_minidump": ("x.dmp", b"ELF\x7f" + b"\0" * 100)})
     assert not_a_dump.status_code == 400 and "does not start with 'MDMP'" in not_a_dump.json()["detail"]
-    not_multipart = httpx.post(url, params={"sentry_key": KEY}, content=MINIDUMP,
-                               headers={"Content-Type": "application/octet-stream"})
+    not_multipart = httpx.post(url, params={"sentry_key": KEY}, content=b'{"a": 1}',
+                               headers={"Content-Type": "application/json"})
     assert not_multipart.status_code == 400 and "multipart/form-data" in not_multipart.json()["detail"]
+    bad_gzip = httpx.post(url, params={"sentry_key": KEY},
+                          files={"upload_file_minidump": ("x.dmp.gz", b"\x1f\x8b" + b"not a valid gzip stream")})
+    assert bad_gzip.status_code == 400 and "gzip minidump is corrupt" in bad_gzip.json()["detail"]
+    bomb = httpx.post(url, params={"sentry_key": KEY},
+                      files={"upload_file_minidump": ("x.dmp.gz", gzip.compress(b"MDMP" + b"\0" * 1_000_000))})
+    assert bomb.status_code == 413 and "inflates past 4096 bytes" in bomb.json()["detail"]
     truncated = httpx.post(url, params={"sentry_key": KEY}, content=b"--abc\r\nContent-Disposition: form-data; "
                            b'name="upload_file_minidump"; filename="x"\r\n\r\nMDMP',
                            headers={"Content-Type": "multipart/form-data; boundary=abc"})
@@ -74,9 +82,45 @@ def test_bad_minidump_uploads_get_precise_errors_and_outcomes(tmp_path, server_f
     assert httpx.post(url, params={"sentry_key": OTHER_KEY},
                       files={"upload_file_minidump": ("x.dmp", MINIDUMP)}).status_code == 403
 
-    def invalid() -> dict:
+    def invalid(category: str = "error") -> dict:
         return {r["reason"]: r["quantity"] for r in outcomes(server) if r["outcome"] == "invalid"
-                and r["project_id"] == 1}
+                and r["project_id"] == 1 and r["category"] == category}
 
-    wait_for(lambda: invalid().get("invalid_multipart") == 4 and invalid().get("too_large") == 1, timeout=30)
+    wait_for(lambda: invalid() == {"missing_minidump_upload": 1, "invalid_minidump": 1, "invalid_multipart": 2,
+                                   "invalid_compression": 1, "too_large": 2}, timeout=30)
+    # Each refused upload's bytes are counted as attachment bytes lost, as Relay does.
+    assert invalid("attachment")["invalid_minidump"] > 100
     assert not any(r["outcome"] == "accepted" for r in outcomes(server))
+
+
+def test_native_sdk_upload_compressed_dump_msgpack_event_and_raw_body(tmp_path, server_factory):
+    server = server_factory()
+    event_id = "2dd132e467174db48dbaddabd3cbed57"
+    response = httpx.post(
+        f"{server.url}/api/1/minidump/", params={"sentry_key": KEY},
+        files={"upload_file_minidump": ("crash.dmp.gz", gzip.compress(MINIDUMP), "application/gzip"),
+               "__sentry-event": ("__sentry-event", msgpack.packb({"event_id": event_id, "user": {"id": "123"},
+                                                                  "release": "native@1"})),
+               "__sentry-breadcrumb1": ("__sentry-breadcrumb1", msgpack.packb({"timestamp": 1461185755,
+                                                                               "message": "A"})),
+               "__sentry-breadcrumb2": ("__sentry-breadcrumb2", msgpack.packb({"timestamp": 1461185750,
+                                                                               "message": "B"}))})
+    assert response.status_code == 200 and response.text == str(uuid.UUID(event_id))
+
+    def shown(wanted: str):
+        result = cli(server.config_path, "events", "show", "--json", wanted)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    data = wait_for(lambda: shown(event_id), timeout=30)["data"]
+    assert data["user"]["id"] == "123" and data["release"] == "native@1"
+    assert [c["message"] for c in data["breadcrumbs"]["values"]] == ["A"]
+    rows = json.loads(cli(server.config_path, "events", "attachments", "--json", event_id).stdout)
+    # Only the dump is kept (the __sentry-* payloads were read into the event), and decompressed.
+    assert [(r["attachment_type"], r["size"]) for r in rows] == [("event.minidump", len(MINIDUMP))]
+
+    raw = httpx.post(f"{server.url}/api/1/minidump/", params={"sentry_key": KEY}, content=MINIDUMP,
+                     headers={"Content-Type": "application/x-dmp"})
+    assert raw.status_code == 200
+    raw_rows = wait_for(lambda: json.loads(cli(server.config_path, "events", "attachments", "--json",
+                                               raw.text).stdout or "[]") or None, timeout=30)
+    assert [(r["attachment_type"], r["size"]) for r in raw_rows] == [("event.minidump", len(MINIDUMP))]

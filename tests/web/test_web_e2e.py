@@ -179,3 +179,29 @@ def test_the_ui_can_be_disabled(tmp_path, server_factory):
     server = server_factory(base_config(tmp_path, web={"enabled": False}))
     assert httpx.get(f"{server.url}/ui/login").status_code == 404
     assert httpx.get(f"{server.url}/api/relay/healthcheck/live/").status_code == 200
+
+
+def test_failed_sign_ins_are_rate_limited_per_account_and_per_address(tmp_path, server_factory):
+    from ..conftest import base_config
+
+    server = server_factory(base_config(tmp_path, web={"login_attempts": 3, "login_address_attempts": 7}))
+    assert create_user(server.config_path).returncode == 0
+    with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as client:
+        # A success clears the account's count: two failures, a success, two more are still allowed.
+        for _ in range(2):
+            assert sign_in(client, password="wrong password!").status_code == 403
+        assert sign_in(client).status_code == 303
+        for _ in range(2):
+            assert sign_in(client, password="wrong password!").status_code == 403
+        assert sign_in(client, password="wrong password!").status_code == 403  # the third in the window
+        # Locked: even the right password is not checked, and the answer says when to come back.
+        locked = sign_in(client)
+        assert locked.status_code == 429
+        assert 0 < int(locked.headers["retry-after"]) <= 900
+        assert "Too many failed sign-ins" in locked.text and "set-cookie" in locked.headers
+        assert "minisentry_session" not in locked.headers.get("set-cookie", "")
+        # Another account from the same address (5 failures so far): allowed until the address's 7th.
+        for _ in range(2):
+            assert sign_in(client, email="nobody@example.com", password="wrong password!").status_code == 403
+        assert sign_in(client, email="nobody@example.com", password="wrong password!").status_code == 429
+    assert server.proc.poll() is None

@@ -118,3 +118,39 @@ def test_users_create_cli_stores_a_hash(tmp_path):
         ((stored,),) = conn.execute("SELECT password_hash FROM users").fetchall()
     assert stored.startswith("scrypt$") and "long enough" not in stored
     assert verify_password("long enough password", stored)
+
+
+def test_users_list_delete_and_set_password_cli_end_sessions(tmp_path):
+    from minisentry.backends.sqlite import SqliteStore
+    from minisentry.web.sessions import hash_token
+
+    config = write_config(tmp_path / "minisentry.toml", base_config(tmp_path))
+    runner = CliRunner()
+
+    def run(*args, stdin=None):
+        return runner.invoke(cli, ["--config", str(config), "users", *args], input=stdin,
+                             obj={"pm": make_plugin_manager()})
+
+    assert "no users" in run("list").output
+    for email in ("a@example.com", "b@example.com"):
+        assert run("create", email, "--password-stdin", stdin="long enough password\n").exit_code == 0
+    with SqliteStore(tmp_path / "store.sqlite") as store:
+        store.create_web_session(hash_token("tok-a"), 1, time.time() + 3600, max_sessions=10)
+        store.create_web_session(hash_token("tok-b"), 2, time.time() + 3600, max_sessions=10)
+    listed = run("list").output.splitlines()
+    assert listed[1].split()[:2] == ["1", "a@example.com"] and listed[1].split()[-1] == "1"
+    assert listed[2].split()[:2] == ["2", "b@example.com"]
+
+    changed = run("set-password", "A@example.com", "--password-stdin", stdin="a brand new password\n")
+    assert changed.exit_code == 0 and "ended their sessions" in changed.output
+    deleted = run("delete", "b@example.com")
+    assert deleted.exit_code == 0, deleted.output
+    with SqliteStore(tmp_path / "store.sqlite") as store:
+        assert store.web_session_user(hash_token("tok-a")) is None  # signed out by the new password
+        assert store.web_session_user(hash_token("tok-b")) is None
+        assert verify_password("a brand new password", store.user_by_email("a@example.com")["password_hash"])
+        assert store.user_by_email("b@example.com") is None
+    missing = run("delete", "nobody@example.com")
+    assert missing.exit_code == 1 and "no user 'nobody@example.com'" in missing.output
+    short = run("set-password", "a@example.com", "--password-stdin", stdin="short\n")
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
