@@ -22,13 +22,17 @@ import orjson
 __all__ = ["Alert", "alert_from_activity", "alert_from_monitor_failure", "webhook_payload", "slack_payload",
            "email_subject", "email_body", "slack_escape"]
 
-_ACTIONS = {"new_issue": "created", "regression": "regression", "monitor_failed": "monitor_failed"}
-_HEADLINES = {"new_issue": "New issue", "regression": "Regression", "monitor_failed": "Cron monitor failed"}
+_ACTIONS = {"new_issue": "created", "regression": "regression", "unignored": "unignored",
+            "monitor_failed": "monitor_failed"}
+_HEADLINES = {"new_issue": "New issue", "regression": "Regression", "unignored": "Issue unignored",
+              "monitor_failed": "Cron monitor failed"}
+#: Activity log kinds -> alert kinds. A kind without an entry becomes an alert kind no rule can name.
+_ACTIVITY_KINDS = {"new": "new_issue", "regression": "regression", "unignored": "unignored"}
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One alert: ``kind`` is ``new_issue``, ``regression`` or ``monitor_failed``.
+    """One alert: ``kind`` is ``new_issue``, ``regression``, ``unignored`` or ``monitor_failed``.
 
     ``id`` is stable for the log row (``issue-activity-<row id>``, ``monitor-failure-<row id>``), so a
     receiver can drop the duplicate an at-least-once redelivery after a crash may bring. ``issue``
@@ -61,8 +65,8 @@ def _iso(timestamp: float | None) -> str | None:
 
 
 def alert_from_activity(row: dict[str, Any], base_url: str) -> Alert:
-    """An alert for an ``activity_after`` row (kind ``new`` or ``regression``); links under ``base_url``."""
-    kind = "new_issue" if row["kind"] == "new" else "regression"
+    """An alert for an ``activity_after`` row (``new``, ``regression``, ``unignored``); links under ``base_url``."""
+    kind = _ACTIVITY_KINDS.get(row["kind"], f"activity:{row['kind']}")
     url = f"{base_url.rstrip('/')}/ui/issues/{row['issue_id']}/" if base_url else None
     issue = {
         "id": str(row["issue_id"]),

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import pluggy
 
-from .api import ReadApi
+from .api import WebApi
 from .alert_wiring import make_alert_worker, run_alerts
 from .artifacts import ArtifactStore
 from .uploadapi import UploadApi
@@ -168,7 +168,9 @@ class Pipeline:
                                     check_ins=CheckInQueue(), logs=BoundedQueue(limit=100_000),
                                     settings=self.settings, plugin_items=plugin_items)
         keys = ProjectKeys(self._read_store.project_keys)
-        api = ReadApi(self._read_store, config.api.tokens, collect(self.pm, "minisentry_register_api_routes"))
+        # Reads go to the read-only store; status changes and stored tokens need the writable one.
+        api = WebApi(self._read_store, config.api.tokens, collect(self.pm, "minisentry_register_api_routes"),
+                     writer=self.store, organization=config.sourcemaps.organization)
         self.relay = Relay(config, keys, self.outcomes, api, self.backends.quota_counters, settings=self.settings)
         self.relay.plugin_items = plugin_items
         if config.web.enabled and "relay" in self.roles and hasattr(self.store, "web_session_user"):

@@ -1,4 +1,4 @@
-"""The ``minisentry`` command line: serve, projects, issues, events, outcomes, plugins, config check."""
+"""The ``minisentry`` command line: serve, projects, issues, events, outcomes, plugins, users, tokens, config check."""
 
 from __future__ import annotations
 
@@ -477,10 +477,12 @@ from .cli_killswitches import killswitches  # noqa: E402  (late: that module imp
 from .cli_serve import serve  # noqa: E402
 from .cli_sourcemaps import sourcemaps  # noqa: E402
 from .cli_users import users  # noqa: E402
+from .cli_tokens import tokens  # noqa: E402
 cli.add_command(killswitches)
 cli.add_command(serve)
 cli.add_command(sourcemaps)
 cli.add_command(users)
+cli.add_command(tokens)
 from .cli_settings import settings as project_settings  # noqa: E402  (late, as above)
 projects.add_command(project_settings)
 

@@ -147,7 +147,7 @@ class LanesConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ApiConfig:
-    """``[api]``: bearer tokens accepted by the ``/api/0/`` read API."""
+    """``[api]``: read-only bearer tokens for the ``/api/0/`` web API (scopes org:read, project:read, event:read)."""
 
     tokens: list[str] = field(default_factory=list)
 

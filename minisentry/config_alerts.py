@@ -21,7 +21,7 @@ __all__ = ["AlertsConfig", "AlertRule", "SmtpConfig", "alerts_from_mapping", "ch
            "validate_builtin_target", "ALERT_KINDS", "LEVELS", "BUILTIN_TARGET_TYPES"]
 
 #: What a rule's ``on`` may name.
-ALERT_KINDS = ("new_issue", "regression", "monitor_failed")
+ALERT_KINDS = ("new_issue", "regression", "unignored", "monitor_failed")
 #: Event levels, least severe first (``min_level`` keeps this level and those after it).
 LEVELS = ("debug", "info", "warning", "error", "fatal")
 BUILTIN_TARGET_TYPES = ("webhook", "slack", "email")

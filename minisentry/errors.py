@@ -24,7 +24,8 @@ are translated at the boundary with ``raise X(...) from exc``; callers only ever
     │   └── PipelineFull            429: the pipeline cannot take more right now
     │       └── SpoolFull           429: ... and the on-disk spool is at its byte limit too
     ├── StorageError                the event store failed (disk full, corrupt file, locked)
-    │   └── UserExists              a web UI user with that email is already stored
+    │   ├── UserExists              a web UI user with that email is already stored
+    │   └── TokenExists             an API token with that name is already stored
     ├── BackendError                a channel or shared-state backend (Kafka, Redis) failed
     │   ├── CodecError              a message record cannot be encoded or decoded
     │   └── BackendFull             a bounded backend is at its configured limit and refused the data
@@ -66,6 +67,7 @@ __all__ = [
     "SpoolFull",
     "StorageError",
     "UserExists",
+    "TokenExists",
     "BackendError",
     "CodecError",
     "BackendFull",
@@ -233,6 +235,10 @@ class StorageError(MinisentryError):
 
 class UserExists(StorageError):
     """A web UI user with that email is already stored (``minisentry users create``)."""
+
+
+class TokenExists(StorageError):
+    """An API token with that name is already stored (``minisentry tokens create``)."""
 
 
 class BackendError(MinisentryError):

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import orjson
 
-from .api import check_bearer
+from .api_auth import check_bearer
 from .artifacts import ArtifactStore
 from .difapi import DIF_ASSEMBLE_RE, assemble_difs
 from .difs import DifStore

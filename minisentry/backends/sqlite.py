@@ -3,9 +3,10 @@
 One writer (the store stage) writes batches in single transactions; readers (CLI, API, the relay's
 key lookup) open their own connections. WAL mode lets them read while the writer writes. Every write
 is idempotent: an event id already stored for its project is skipped, and its issue count is not
-bumped again, so redelivered messages are harmless. A new event of a resolved issue reopens it
-(a regression: status back to ``unresolved``). New issues and regressions are appended to the
-issue activity log (``sqlite_activity.py``) in the same transaction.
+bumped again, so redelivered messages are harmless. What a new event does to its issue's status
+(a resolved issue reopens as a regression, an ignored one whose condition expired is unignored) is
+decided by ``issue_status.on_event``; new issues, regressions and unignored issues are appended to
+the issue activity log (``sqlite_activity.py``) in the same transaction.
 
 Methods block on disk I/O; async callers run them in a worker thread.
 """
@@ -24,16 +25,19 @@ import orjson
 import sqlite_utils
 
 from ..errors import NotFound, StorageError
+from ..issue_status import load_details, on_event
 from ..messages import ProcessedEvent
 from ..outcomes import Outcome, OutcomeRow, category_of_item
 from ..schedules import parse_schedule
 from .sqlite_activity import ActivityMixin, create_activity_tables, record_activity
 from .sqlite_alerts import MonitorFailuresMixin, create_monitor_failure_tables
+from .sqlite_issues import ISSUE_COLUMNS, IssuesMixin, migrate_issue_status
 from .sqlite_plugin_ids import create_plugin_id_table, first_delivery
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
 from .sqlite_retention import RetentionMixin, create_retention_indexes
 from .sqlite_ops import OpsMixin, create_ops_indexes
+from .sqlite_tokens import TokensMixin, create_token_tables
 
 __all__ = ["SqliteStore"]
 
@@ -47,16 +51,19 @@ __all__ = ["SqliteStore"]
 # 9: adds logs (records of log item containers).
 # 10: adds project_settings (per-project filters, scrubbing, quotas), bumping config_version.
 # 11: adds users and web_sessions (the web UI).
+# 12-13: adds lane_overrides, issue_activity and activity_cursors (the activity log).
 # 14: adds indexes for the web UI's operations pages (check_ins per monitor, release_health by minute).
 # 15: adds monitor_failures and its triggers on check_ins (alerts).
-_SCHEMA_VERSION = 15
+# 16: adds issues.status_details (ignore and next-release conditions) and api_tokens.
+_SCHEMA_VERSION = 16
 
 
 def _now() -> float:
     return time.time()
 
 
-class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin, OpsMixin, MonitorFailuresMixin):
+class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin, OpsMixin, MonitorFailuresMixin,
+                  IssuesMixin, TokensMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -202,6 +209,8 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
         create_web_tables(db)
         create_retention_indexes(db)
         create_activity_tables(db)
+        migrate_issue_status(db)
+        create_token_tables(db)
         create_plugin_id_table(db)
         create_ops_indexes(db)
         create_monitor_failure_tables(db)
@@ -640,8 +649,9 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
             return False
         issue_id = None
         if event.group_hash is not None:
-            before = conn.execute("SELECT status FROM issues WHERE project_id = ? AND hash = ?",
+            before = conn.execute("SELECT status, status_details, count FROM issues WHERE project_id = ? AND hash = ?",
                                   (event.project_id, event.group_hash)).fetchone()
+            step = on_event(before, release=data.get("release"), now=event.received)
             issue_id = conn.execute(
                 """INSERT INTO issues(project_id, hash, title, culprit, level, metadata, count, first_seen, last_seen, status)
                    VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 'unresolved')
@@ -653,14 +663,13 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
                      metadata = CASE WHEN excluded.last_seen >= last_seen THEN excluded.metadata ELSE metadata END,
                      first_seen = min(first_seen, excluded.first_seen),
                      last_seen = max(last_seen, excluded.last_seen),
-                     status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END
+                     status = ?, status_details = ?
                    RETURNING id""",
                 (event.project_id, event.group_hash, event.title, event.culprit, event.level,
-                 orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp),
+                 orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp, step.status, step.details),
             ).fetchone()[0]
-            if before is None or before[0] == "resolved":
-                record_activity(conn, issue_id, event.project_id, "new" if before is None else "regression",
-                                event.event_id)
+            if step.activity is not None:
+                record_activity(conn, issue_id, event.project_id, step.activity, event.event_id)
         conn.execute(
             "INSERT INTO events(project_id, event_id, issue_id, timestamp, received, level, title, platform, release, "
             "environment, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -707,10 +716,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
 
     def list_issues(self, project_slug: str | None = None, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Return issues, most recently seen first, optionally for one project. Raises NotFound."""
-        sql = (
-            "SELECT i.id, p.slug AS project, i.project_id, i.title, i.culprit, i.level, i.count, i.first_seen, "
-            "i.last_seen, i.status, i.metadata FROM issues i JOIN projects p ON p.id = i.project_id"
-        )
+        sql = f"SELECT {ISSUE_COLUMNS} FROM issues i JOIN projects p ON p.id = i.project_id"
         where, params = self._project_filter(project_slug, "WHERE")
         sql += where
         sql += " ORDER BY i.last_seen DESC, i.id DESC LIMIT ? OFFSET ?"
@@ -721,8 +727,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
     def get_issue(self, issue_id: int) -> dict[str, Any]:
         """Return one issue. Raises NotFound."""
         row = self._run(lambda c: c.execute(
-            "SELECT i.id, p.slug AS project, i.project_id, i.title, i.culprit, i.level, i.count, i.first_seen, "
-            "i.last_seen, i.status, i.metadata FROM issues i JOIN projects p ON p.id = i.project_id WHERE i.id = ?",
+            f"SELECT {ISSUE_COLUMNS} FROM issues i JOIN projects p ON p.id = i.project_id WHERE i.id = ?",
             (issue_id,),
         ).fetchone())
         if row is None:
@@ -799,4 +804,5 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
 def _issue_row(row: sqlite3.Row) -> dict[str, Any]:
     issue = dict(row)
     issue["metadata"] = orjson.loads(issue["metadata"]) if issue["metadata"] else {}
+    issue["status_details"] = load_details(issue.get("status_details"))
     return issue

@@ -1,4 +1,4 @@
-"""The issue activity log: what happened to issues (new, regression, ...) in the order it was stored.
+"""The issue activity log: what happened to issues (new, regression, unignored) in the order it was stored.
 
 The store stage writes a row in the same transaction as the event that caused it, so the log and
 the events never disagree, whatever crashes. Consumers (alerts, and anything a plugin adds) read it
@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["ActivityMixin", "create_activity_tables", "record_activity", "ACTIVITY_KINDS", "ACTIVITY_KEEP"]
 
 #: What a row can say about its issue.
-ACTIVITY_KINDS = ("new", "regression")
+ACTIVITY_KINDS = ("new", "regression", "unignored")
 #: How many activity rows the store keeps.
 ACTIVITY_KEEP = 100_000
 _PRUNE_EVERY = 1_000

@@ -24,8 +24,8 @@ ISSUE_SORTS = {
     "first_seen": "i.first_seen DESC, i.id DESC",
     "count": "i.count DESC, i.id DESC",
 }
-#: The statuses an operator can set from the UI.
-ISSUE_STATUSES = ("unresolved", "resolved")
+#: The statuses of issues (the stream's filter); ``issue_status.py`` has the rules.
+ISSUE_STATUSES = ("unresolved", "resolved", "ignored")
 
 
 def create_web_tables(db: Any) -> None:
@@ -167,10 +167,11 @@ class WebMixin:
         return [_issue_row(row) for row in rows]
 
     def set_issue_status(self, issue_id: int, status: str) -> None:
-        """Mark an issue resolved or unresolved. Raises NotFound, ValueError (other status), StorageError."""
+        """Set an issue's status with no conditions (ignored forever, resolved now), clearing its status
+        details; ``change_issue_status`` sets conditions. Raises NotFound, ValueError (other status), StorageError."""
         if status not in ISSUE_STATUSES:
             raise ValueError(f"status must be one of {', '.join(ISSUE_STATUSES)}")
         changed = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
-            "UPDATE issues SET status = ? WHERE id = ?", (status, issue_id)).rowcount)
+            "UPDATE issues SET status = ?, status_details = NULL WHERE id = ?", (status, issue_id)).rowcount)
         if changed == 0:
             raise NotFound(f"no issue {issue_id}")

@@ -14,7 +14,7 @@ Routes (trailing slash optional)::
     GET     /api/relay/healthcheck/live/      the process is up
     GET     /api/relay/healthcheck/ready/     the pipeline accepts events (503 with reasons if not)
     GET     /metrics                          channel statistics and counters (Prometheus text)
-    GET     /api/0/...                        the read API (see api.py)
+    GET/PUT /api/0/...                        the web API (see api.py)
     GET/POST /ui/..., /                       the web UI (see web/routes.py)
     GET/POST /api/0/organizations/<org>/chunk-upload/, POST .../artifactbundle/assemble/
                                               source-map uploads by sentry-cli (see uploadapi.py)
@@ -80,7 +80,7 @@ log = logging.getLogger("minisentry.relay")
 
 if TYPE_CHECKING:
     from ..plugin_items import PluginItems
-    from ..api import ReadApi
+    from ..api import WebApi
     from ..project_settings import ProjectSettings
     from ..uploadapi import UploadApi
     from ..web import WebUi
@@ -110,7 +110,7 @@ _OK_EMPTY = b"{}"
 class Relay:
     """The HTTP handler and accept path. ``accept`` is also the embedded entry point (no HTTP)."""
 
-    def __init__(self, config: Config, keys: ProjectKeys, outcomes: OutcomeAggregator, api: "ReadApi | None",
+    def __init__(self, config: Config, keys: ProjectKeys, outcomes: OutcomeAggregator, api: "WebApi | None",
                  counters: QuotaCounters | None = None, *, settings: "ProjectSettings | None" = None) -> None:
         self.config = config
         self.keys = keys

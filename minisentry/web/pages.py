@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..backends.sqlite_web import ISSUE_SORTS, ISSUE_STATUSES
+from ..issue_status import describe
 from .event_view import render_event
 from .html import Markup, join, render
 
@@ -82,21 +83,46 @@ size="12"> Sort $sort <button type="submit">Search</button></form>""",
                   project=project, form=form, table=table, links=join(links))
 
 
+def _status_form(issue_id: int, csrf: str, status: str, label: str, fields: str = "") -> Markup:
+    return render("""<form method="post" action="/ui/issues/$id/status" class="inline status-control">
+<input type="hidden" name="csrf_token" value="$csrf"><input type="hidden" name="status" value="$status">$fields
+<button type="submit">$label</button></form>""", id=issue_id, csrf=csrf, status=status, label=label,
+                  fields=Markup(fields))
+
+
+def _status_controls(issue: dict[str, Any], csrf: str) -> Markup:
+    """Resolve, resolve in next release, ignore (forever, N more events, until a time), unresolve."""
+    status, forms = issue["status"], []
+    if status != "resolved" or issue.get("status_details"):
+        forms.append(_status_form(issue["id"], csrf, "resolved", "Resolve"))
+    if status != "resolved" or not (issue.get("status_details") or {}).get("inNextRelease"):
+        forms.append(_status_form(issue["id"], csrf, "resolvedInNextRelease", "Resolve in next release"))
+    if status != "ignored":
+        forms.append(_status_form(issue["id"], csrf, "ignored", "Ignore forever",
+                                  '<input type="hidden" name="ignore" value="forever">'))
+        forms.append(_status_form(issue["id"], csrf, "ignored", "Ignore", '<input type="hidden" name="ignore" '
+                                  'value="count">for <input type="number" name="count" min="1" value="10" '
+                                  'required> more events'))
+        forms.append(_status_form(issue["id"], csrf, "ignored", "Ignore", '<input type="hidden" name="ignore" '
+                                  'value="until">until <input type="datetime-local" name="until" required> UTC'))
+    if status != "unresolved":
+        forms.append(_status_form(issue["id"], csrf, "unresolved", "Unresolve"))
+    return render('<div class="status-controls">$forms</div>', forms=join(forms))
+
+
 def issue_body(issue: dict[str, Any], event: dict[str, Any] | None, csrf: str,
                insights: Markup = Markup("")) -> Markup:
-    """Issue detail: title, culprit, counts, first/last seen, resolve/unresolve, ``insights`` (the
-    chart and tag breakdown of issue_insights.py), the latest event."""
-    target = "unresolved" if issue["status"] == "resolved" else "resolved"
-    button = "Unresolve" if target == "unresolved" else "Resolve"
+    """Issue detail: title, culprit, counts, first/last seen, the status with its details and the
+    controls to change it, ``insights`` (the chart and tag breakdown of issue_insights.py), the latest event."""
+    details = describe(issue["status"], issue.get("status_details") or {}, issue["count"])
     return render("""<p><a href="/ui/projects/$project/issues/">$project</a></p>
 <p class="culprit">$culprit</p>
 <table class="summary"><tr><th>Status</th><td class="status-$status" id="status">$status</td></tr>
+<tr><th>Status details</th><td id="status-details">$details</td></tr>
 <tr><th>Level</th><td class="level-$level">$level</td></tr><tr><th>Events</th><td>$count</td></tr>
 <tr><th>First seen</th><td>$first</td></tr><tr><th>Last seen</th><td>$last</td></tr></table>
-<form method="post" action="/ui/issues/$id/status"><input type="hidden" name="csrf_token" value="$csrf">
-<input type="hidden" name="status" value="$target"><button type="submit">$button</button></form>$insights$event""",
-                  project=issue["project"], culprit=issue["culprit"] or "", status=issue["status"],
+$controls$insights$event""",
+                  project=issue["project"], culprit=issue["culprit"] or "", status=issue["status"], details=details,
                   level=issue["level"], count=issue["count"], first=_when(issue["first_seen"]),
-                  last=_when(issue["last_seen"]), id=issue["id"], csrf=csrf, target=target, button=button,
-                  insights=insights,
+                  last=_when(issue["last_seen"]), controls=_status_controls(issue, csrf), insights=insights,
                   event=render_event(event) if event is not None else Markup('<p class="muted">No event stored.</p>'))

@@ -10,7 +10,9 @@ Routes::
     GET  /ui/issues/<id>/                   an issue, its events over time (?period=24h|30d), its tag
                                             breakdown and its latest event
     GET  /ui/stats/ /ui/releases/ /ui/monitors/ /ui/status/   operations pages (ops_routes.py)
-    POST /ui/issues/<id>/status             resolve / unresolve (form field ``status``)
+    POST /ui/issues/<id>/status             change the status (``issue_status.form_change``: ``status`` =
+                                            resolved, resolvedInNextRelease, unresolved or ignored, with
+                                            ``ignore`` = forever, count (+ ``count``) or until (+ ``until``))
 
 Every page but the sign-in form needs a session (otherwise a redirect to it); every POST needs its
 form's CSRF token (otherwise 403). Errors are answered as small HTML pages, never raised.
@@ -28,8 +30,9 @@ from urllib.parse import parse_qsl
 import anyio
 
 from ..clientip import client_ip
-from ..errors import AuthForbidden, BadRequest, MethodNotAllowed, NotFound, RequestError
+from ..errors import AuthForbidden, MethodNotAllowed, NotFound, RequestError
 from ..httpserver import Request, Response
+from ..issue_status import form_change
 from .html import join, page, render
 from .issue_insights import ISSUE_PERIODS, MAX_TAG_EVENTS, insights_body
 from .login_throttle import LoginThrottle
@@ -219,10 +222,7 @@ class WebUi:
         return _html(200, page(issue["title"] or f"Issue {issue_id}", body, email=session.email, csrf=session.csrf))
 
     async def _set_status(self, issue_id: int, form: dict[str, str]) -> Response:
-        status = form.get("status", "")
-        if status not in ("resolved", "unresolved"):
-            raise BadRequest(f"status must be resolved or unresolved, got {status[:40]!r}")
-        await anyio.to_thread.run_sync(self.store.set_issue_status, issue_id, status)
+        change = form_change(form, now=time.time())
+        if not await anyio.to_thread.run_sync(self.store.change_issue_status, [issue_id], change):
+            raise NotFound(f"no issue {issue_id}")
         return _redirect(f"/ui/issues/{issue_id}/")
-
-

@@ -141,6 +141,9 @@ async def test_restarts_neither_resend_nor_lose_alerts(make_config):
         async with Pipeline(make_config(alerts=on), http=False) as pipeline:
             await send_error(pipeline, "AError")
             await until(receiver.accepted)
+            # Received is not yet finished: stopping before the answer is back re-sends A later
+            # (at least once). Wait for the delivery to finish so the cursor moves past it.
+            await until(lambda: pipeline.alerts.queued() == 0)
         async with Pipeline(make_config(alerts=off), http=False) as pipeline:
             await send_error(pipeline, "BError")  # written while no worker runs
         async with Pipeline(make_config(alerts=on), http=False) as pipeline:
@@ -163,3 +166,26 @@ async def test_the_queue_bound_makes_the_reader_wait(make_config):
             receiver.gate.set()
             await until(lambda: len(receiver.accepted()) == 5)
         assert [a["data"]["issue"]["title"][:2] for a in receiver.accepted()] == [f"E{n}" for n in range(5)]
+
+
+async def test_an_unignored_issue_alerts_only_rules_that_ask_for_it(make_config):
+    from minisentry.issue_status import parse_change
+
+    with WebhookReceiver() as receiver, WebhookReceiver() as other:
+        config = make_config(alerts={
+            "allow_private_addresses": True, "poll_interval": 0.05,
+            "rules": [{"name": "unignored", "on": ["unignored"], "targets": [{"type": "webhook", "url": receiver.url}]},
+                      {"name": "new only", "on": ["new_issue"], "targets": [{"type": "webhook", "url": other.url}]}]})
+        async with Pipeline(config, http=False) as pipeline:
+            await send_error(pipeline)
+            (new,) = await until(other.accepted)
+            issue_id = int(new["data"]["issue"]["id"])
+            change = parse_change({"status": "ignored", "statusDetails": {"ignoreCount": 1}}, now=time.time())
+            await anyio.to_thread.run_sync(pipeline.store.change_issue_status, [issue_id], change)
+            await send_error(pipeline)  # the one event the issue stays ignored for
+            await send_error(pipeline)  # the next one unignores it
+            (unignored,) = await until(receiver.accepted)
+            assert unignored["action"] == "unignored" and unignored["data"]["issue"]["status"] == "unresolved"
+            assert unignored["data"]["issue"]["id"] == str(issue_id)
+            await anyio.sleep(0.3)  # a few polls: the "new only" rule got nothing more
+            assert len(other.accepted()) == 1 and len(receiver.accepted()) == 1
