@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from minisentry.cli import cli
@@ -80,3 +81,12 @@ def next_cursor(link: str) -> str | None:
     match = re.search(r'rel="next"; results="(true|false)"; cursor="([^"]+)"', link)
     assert match, link
     return match.group(2) if match.group(1) == "true" else None
+
+
+@pytest.fixture
+def api(tmp_path, server_factory):
+    """A running server and an httpx client carrying a stored token with every scope."""
+    server = server_factory()
+    token = make_token(server.config_path)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        yield Api(server, tmp_path / "store.sqlite", client, token)

@@ -14,17 +14,10 @@ from minisentry.errors import BadRequest
 from minisentry.issue_query import parse_period, parse_query
 from minisentry.issue_status import form_change, parse_change
 
-from .api_helpers import Api, make_token, run_cli
+from .api_helpers import Api, api, make_token, run_cli  # noqa: F401 (api: the fixture)
 from .conftest import TOKEN, base_config, write_config
 from .web.test_web_e2e import query
 
-
-@pytest.fixture
-def api(tmp_path, server_factory):
-    server = server_factory()
-    token = make_token(server.config_path)
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-        yield Api(server, tmp_path / "store.sqlite", client, token)
 
 
 def get(api: Api, path: str, token: str | None, method: str = "GET", **kwargs) -> httpx.Response:

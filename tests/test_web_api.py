@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-import httpx
 import pytest
 import sentry_sdk
 
-from .api_helpers import Api, make_token, next_cursor
+from .api_helpers import api, next_cursor  # noqa: F401 (api: the fixture)
 from .e2e.test_sdk import close_sdk, init_sdk, wait_for
 from .web.test_web_e2e import query
 
@@ -17,13 +16,6 @@ pytestmark = pytest.mark.e2e
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
-
-@pytest.fixture
-def api(tmp_path, server_factory):
-    server = server_factory()
-    token = make_token(server.config_path)
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-        yield Api(server, tmp_path / "store.sqlite", client, token)
 
 
 def sdk_error(dsn: str, release: str) -> None:
