@@ -20,33 +20,23 @@ never escape.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
 from .config_alerts import check_url_syntax
 from .errors import AlertDeliveryError, AlertRefused
+from .ssrf import address_problem, pinned_target, resolve_addresses
 
 __all__ = ["WebhookPoster", "check_public_address"]
 
 
 def check_public_address(address: str) -> None:
     """Raise AlertRefused unless ``address`` (an IP literal, IPv6 zone allowed) is a public unicast address."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError as exc:
-        raise AlertRefused(f"{address[:100]!r} is not an IP address") from exc
-    if isinstance(ip, ipaddress.IPv6Address):
-        # An IPv6 form that carries an IPv4 address is as private as the IPv4 address it carries.
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is not None:
-            ip = embedded
-    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback:
-        raise AlertRefused(f"address {ip} is not public (loopback, private, link-local, multicast or reserved); "
-                           "set [alerts] allow_private_addresses = true to allow it")
+    problem = address_problem(address)
+    if problem is not None:
+        raise AlertRefused(f"{problem}; set [alerts] allow_private_addresses = true to allow it")
 
 
 class WebhookPoster:
@@ -74,8 +64,7 @@ class WebhookPoster:
             if self._resolve_fn is not None:
                 addresses = list(await self._resolve_fn(host, port))
             else:
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+                addresses = await resolve_addresses(host, port)
         except (OSError, UnicodeError) as exc:
             # DNS may be down for a moment: worth another try.
             raise AlertDeliveryError(f"cannot resolve {host}: {exc}") from exc
@@ -95,12 +84,9 @@ class WebhookPoster:
         scheme, host = parts.scheme, (parts.hostname or "").lower().encode("idna").decode("ascii")
         port = parts.port or (443 if scheme == "https" else 80)
         address = await self.resolve(host, port)
-        literal = f"[{address}]" if ":" in address else address
-        pinned = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-        default_port = port == (443 if scheme == "https" else 80)
-        sent_headers = {**(headers or {}), "Host": host if default_port else f"{host}:{port}",
-                        "Content-Type": "application/json", "User-Agent": "minisentry-alerts"}
-        extensions = {"sni_hostname": host} if scheme == "https" else {}
+        pinned, host_header, extensions = pinned_target(parts, host, address)
+        sent_headers = {**(headers or {}), **host_header, "Content-Type": "application/json",
+                        "User-Agent": "minisentry-alerts"}
         start = bytearray()
         try:
             with anyio.fail_after(self.timeout):

@@ -4,12 +4,10 @@ Policy, checked for the first URL and again for every redirect target:
 
 - only ``http`` and ``https``; no credentials in the URL; the host must match
   ``[sourcemaps] fetch_allowed_hosts`` (default ``*``);
-- the host name is resolved here and *every* address it resolves to must be public
-  (``ipaddress.is_global``: no loopback, private, link-local, carrier-grade NAT, multicast or
-  reserved ranges; IPv4-mapped IPv6 is checked as IPv4) unless it lies in
-  ``fetch_private_networks``. The connection then goes to the checked address itself (the URL's
-  host travels as ``Host`` header and TLS server name), so a second DNS answer cannot swap in
-  another address between the check and the connection (DNS rebinding);
+- the host name is resolved here and *every* address it resolves to must be public unless it lies
+  in ``fetch_private_networks``, and the connection goes to the checked address itself (the
+  shared policy of ``ssrf.py``: no loopback, private, link-local, carrier-grade NAT, multicast or
+  reserved ranges, IPv4 carried in IPv6 judged as IPv4, no DNS rebinding);
 - at most ``fetch_max_redirects`` redirects, ``fetch_max_bytes`` of body (read while streaming),
   ``fetch_timeout`` seconds for the whole fetch including redirects.
 
@@ -19,10 +17,8 @@ FetchError (status, size, time, transport). Library exceptions never escape.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import anyio
 import httpx
@@ -30,6 +26,7 @@ import httpx
 from .clientip import parse_networks
 from .config_sourcemaps import SourcemapsConfig
 from .errors import FetchError, FetchRefused
+from .ssrf import address_problem, pinned_target, resolve_addresses
 
 __all__ = ["Fetcher", "Fetched", "check_address"]
 
@@ -47,13 +44,9 @@ class Fetched:
 
 def check_address(address: str, allowed: tuple) -> None:
     """Raise FetchRefused unless ``address`` is public or inside one of the ``allowed`` networks."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in network for network in allowed):
-        return
-    if not ip.is_global or ip.is_multicast:
-        raise FetchRefused(f"address {ip} is not public (loopback, private or link-local)", kind="restricted_ip")
+    problem = address_problem(address, allowed)
+    if problem is not None:
+        raise FetchRefused(problem, kind="restricted_ip")
 
 
 class Fetcher:
@@ -94,10 +87,9 @@ class Fetcher:
     async def _resolve(self, host: str, port: int) -> str:
         """Resolve ``host`` and check every address; return the first. Raises FetchRefused/FetchError."""
         try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = await resolve_addresses(host, port)
         except (OSError, UnicodeError) as exc:
             raise FetchError(f"cannot resolve {host}: {exc}", kind="fetch_generic_error") from exc
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not addresses:
             raise FetchError(f"{host} has no address", kind="fetch_generic_error")
         for address in addresses:
@@ -119,12 +111,8 @@ class Fetcher:
         if not self.config.host_allowed(host):
             raise FetchRefused(f"host {host} is not in sourcemaps.fetch_allowed_hosts", kind="js_scraping_disabled")
         address = await self._resolve(host, port)
-        literal = f"[{address}]" if ":" in address else address
-        pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-        default_port = port == (443 if parts.scheme == "https" else 80)
-        headers = {"Host": host if default_port else f"{host}:{port}", "Accept-Encoding": "gzip, deflate",
-                   "User-Agent": "minisentry-symbolicator"}
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        pinned, headers, extensions = pinned_target(parts, host, address)
+        headers.update({"Accept-Encoding": "gzip, deflate", "User-Agent": "minisentry-symbolicator"})
         try:
             async with self._client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
