@@ -22,9 +22,9 @@ Delivery and crashes
     At-least-once. A record is deleted only after it was sent to the channel, so a crash between
     the send and the delete delivers it again after a restart (the store is idempotent on
     (project, event id)). Cancelling ``drain`` deletes exactly the records whose send completed;
-    the rest stay. (That relies on the channel's ``send`` not raising once it has handed the
-    message over, true of anyio memory streams on both backends; a send that did raise after
-    handing over would make its record arrive twice, never be lost.)
+    the rest stay. (That relies on the channel contract that a cancelled ``send`` has not sent —
+    memory channels wait for room without holding the message, see ``backends/memory.py``; a send
+    that did raise after handing over would make its record arrive twice, never be lost.)
     The file uses WAL with ``synchronous=NORMAL``: a committed ``put`` survives the process
     crashing (``kill -9``), which is what a spool is for. After a power loss or OS crash the last
     commits may roll back; the file itself stays consistent. Records left in the file when the
