@@ -34,6 +34,7 @@ from sentry_relay import convert_datascrubbing_config, pii_strip_event, validate
 from sentry_relay.exceptions import RelayError
 
 from .errors import ConfigError, ScrubbingError
+from .scrub_precheck import precheck_for, relay_timestamp
 
 __all__ = ["ScrubbingSettings", "Scrubber", "ScrubbingError", "scrubber_for", "merge_pii_configs"]
 
@@ -140,6 +141,13 @@ class Scrubber:
         # Serialized once: Relay takes the config as JSON text, and encoding the ~4.5 KB default
         # config again for every event measured ~15 % of the whole per-event cost.
         self._configs: tuple[bytes, ...] = tuple(orjson.dumps(config) for config in configs)
+        # The exact fast path (scrub_precheck.py): None unless this configuration was analysed.
+        self._precheck = precheck_for(configs, settings.sensitive_fields) if configs else None
+
+    @property
+    def has_fast_path(self) -> bool:
+        """True if :meth:`scrub` can skip Relay for normalized events no rule would change."""
+        return self._precheck is not None
 
     @property
     def active(self) -> bool:
@@ -150,8 +158,15 @@ class Scrubber:
         """Return the Relay PII configs applied, in order (advanced rules first)."""
         return [orjson.loads(config) for config in self._configs]
 
-    def scrub(self, event: dict) -> dict:
+    def scrub(self, event: dict, *, normalized: bool = False) -> dict:
         """Return ``event`` scrubbed by Relay; Relay records what it removed in ``_meta``.
+
+        With ``normalized=True`` (the caller promises ``event`` is the normalizer's output, plus
+        ``received`` and filled-in IPs, as the process stage makes it) and a configuration
+        :mod:`~minisentry.scrub_precheck` has analysed, an event that no rule could change is
+        returned without calling Relay, exactly as Relay would return it: unchanged except for
+        ``received``, which Relay rounds to the microsecond. That result is a shallow copy sharing
+        nested values with ``event``.
 
         Blocks on CPU (Relay's Rust code; safe in a worker thread or process). ``event`` itself is
         not modified; with no rule to apply it is returned as is.
@@ -161,15 +176,42 @@ class Scrubber:
         """
         if not isinstance(event, dict):
             raise ScrubbingError(f"cannot scrub a {type(event).__name__}: an event must be an object")
+        payload: dict | bytes = event
+        if normalized and self._precheck is not None and "_meta" not in event:
+            # An event with _meta goes to Relay: it scrubs original values kept there and splits
+            # strings at earlier remarks, neither of which the precheck models.
+            try:
+                dump = orjson.dumps(event)
+            except (TypeError, ValueError, OverflowError):
+                dump = None  # Relay's path below raises the ScrubbingError
+            if dump is not None:
+                clean = self._unchanged_by_relay(event, dump)
+                if clean is not None:
+                    return clean
+                payload = dump  # already encoded: Relay gets these bytes
         for config in self._configs:
             try:
-                event = pii_strip_event(config, event, json_dumps=_dumps, json_loads=orjson.loads)
+                payload = pii_strip_event(config, payload, json_dumps=_dumps, json_loads=orjson.loads)
             except (RelayError, ValueError, TypeError, OverflowError, RecursionError) as exc:
                 # orjson's encode errors are TypeErrors; Relay's parse and panic errors RelayErrors.
                 raise ScrubbingError(f"scrubbing failed: {_first_line(exc)}") from exc
-            if not isinstance(event, dict):
+            if not isinstance(payload, dict):
                 raise ScrubbingError("scrubbing failed: Relay did not return an event object")
-        return event
+        return payload  # type: ignore[return-value]
+
+    def _unchanged_by_relay(self, event: dict, dump: bytes) -> dict | None:
+        # What Relay would return for an event no rule changes, or None to let Relay decide.
+        received = event.get("received", _MISSING)
+        rounded = relay_timestamp(received) if received is not _MISSING else None
+        if received is not _MISSING and rounded is None:
+            return None
+        if self._precheck.could_change(event, dump):  # type: ignore[union-attr]
+            return None
+        if received is _MISSING:
+            return event
+        clean = dict(event)
+        clean["received"] = rounded
+        return clean
 
     def __reduce__(self) -> tuple:
         return scrubber_for, (self.settings,)
@@ -178,6 +220,7 @@ class Scrubber:
         return f"Scrubber({self.settings!r})"
 
 
+_MISSING = object()
 _cache: dict[ScrubbingSettings, Scrubber] = {}
 _cache_lock = threading.Lock()
 
