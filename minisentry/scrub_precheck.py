@@ -40,7 +40,7 @@ import unicodedata
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Iterable
 
-__all__ = ["ANALYSED_RELAY_VERSION", "Precheck", "precheck_for", "relay_timestamp"]
+__all__ = ["ANALYSED_RELAY_VERSION", "Precheck", "floats_survive_relay", "precheck_for", "relay_timestamp"]
 
 #: The ``sentry-relay`` release whose rules this module was checked against.
 ANALYSED_RELAY_VERSION = "0.10.1"
@@ -84,6 +84,10 @@ _WIDE_CARD = re.compile(_WIDE_D + r"(?:(?:[-\s]|\\[nrtf]|\\u000b)?" + _WIDE_D + 
 _WIDE_IBAN = re.compile(r"[A-Z]{2}" + _WIDE_D + r"{2}[A-Za-z0-9]{11}")
 # The earliest/latest `received` whose conversion is reproduced (years 1970 to 9999).
 _LATEST_TIMESTAMP = 253402300799.0
+# JSON number tokens with a fraction or an exponent (numbers follow ":", "," or "[" in orjson's
+# output; a match inside a string is only an extra check).
+_FLOAT_TOKEN = re.compile(rb"[:,\[](-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)")
+_POWERS_OF_TEN = [float(10 ** k) for k in range(23)]  # all exact doubles
 
 
 class Precheck:
@@ -112,6 +116,8 @@ class Precheck:
         """
         if b"\\u0000" in dump:
             return True  # Relay drops NULs before matching, which can join two halves of a match
+        if not floats_survive_relay(dump):
+            return True
         low = dump.lower()
         if not low.isascii():
             for wide, ascii_letter in _ASCII_FOLDS:
@@ -250,10 +256,40 @@ def _relay_version() -> str | None:
         return None
 
 
+def _relay_parse(token: bytes) -> float | None:
+    # How Relay's JSON parser reads a decimal number: the digits as a 64-bit integer converted to
+    # a double, then one division by a power of ten. That is not always the nearest double (for
+    # more than 2**53 significant digits it rounds twice); None where we do not reproduce it.
+    digits, _, fraction = token.lstrip(b"-").partition(b".")
+    if not digits.isdigit() or (fraction and not fraction.isdigit()) or len(fraction) > 22:
+        return None
+    significand = int(digits + fraction)
+    if significand >= 2 ** 64:
+        return None
+    value = float(significand) / _POWERS_OF_TEN[len(fraction)]
+    return -value if token.startswith(b"-") else value
+
+
+def floats_survive_relay(dump: bytes) -> bool:
+    """Return True if Relay reads back every float in the JSON ``dump`` as the same double.
+
+    Relay's JSON parser is not correctly rounded for some decimals (17 significant digits, large
+    exponents); an event holding such a float comes back from Relay changed by one unit in the
+    last place, so it must go to Relay. Pure CPU; never raises.
+    """
+    for match in _FLOAT_TOKEN.finditer(dump):
+        token = match.group(1)
+        if b"." not in token and b"e" not in token and b"E" not in token:
+            continue  # an integer: Relay keeps it exactly
+        if _relay_parse(token) != float(token):
+            return False
+    return True
+
+
 def relay_timestamp(value: Any) -> float | None:
     """Return ``value`` as Relay writes back a timestamp it read, or None if that is not reproduced.
 
-    Relay parses a number into whole seconds and truncated nanoseconds and writes it back as
+    Relay reads the JSON number (see :func:`floats_survive_relay`), splits it into whole seconds and truncated nanoseconds and writes it back as
     seconds plus microseconds rounded half away from zero, so ``received`` (set by us after
     normalization) comes back rounded to the microsecond. Reproduced for finite ints and floats
     from 0 up to the end of year 9999; None for anything else. Pure; never raises.
@@ -261,6 +297,9 @@ def relay_timestamp(value: Any) -> float | None:
     if type(value) is int:
         value = float(value) if 0 <= value <= _LATEST_TIMESTAMP else None
     if type(value) is not float or not (0.0 <= value <= _LATEST_TIMESTAMP) or math.isnan(value):
+        return None
+    value = _relay_parse(repr(value).encode())  # repr: the shortest form, as orjson writes it
+    if value is None:
         return None
     seconds = math.trunc(value)
     nanos = math.trunc((value - seconds) * 1e9)

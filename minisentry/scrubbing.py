@@ -176,19 +176,13 @@ class Scrubber:
         """
         if not isinstance(event, dict):
             raise ScrubbingError(f"cannot scrub a {type(event).__name__}: an event must be an object")
-        payload: dict | bytes = event
+        payload = event
         if normalized and self._precheck is not None and "_meta" not in event:
             # An event with _meta goes to Relay: it scrubs original values kept there and splits
             # strings at earlier remarks, neither of which the precheck models.
-            try:
-                dump = orjson.dumps(event)
-            except (TypeError, ValueError, OverflowError):
-                dump = None  # Relay's path below raises the ScrubbingError
-            if dump is not None:
-                clean = self._unchanged_by_relay(event, dump)
-                if clean is not None:
-                    return clean
-                payload = dump  # already encoded: Relay gets these bytes
+            clean = self._unchanged_by_relay(event)
+            if clean is not None:
+                return clean
         for config in self._configs:
             try:
                 payload = pii_strip_event(config, payload, json_dumps=_dumps, json_loads=orjson.loads)
@@ -197,21 +191,24 @@ class Scrubber:
                 raise ScrubbingError(f"scrubbing failed: {_first_line(exc)}") from exc
             if not isinstance(payload, dict):
                 raise ScrubbingError("scrubbing failed: Relay did not return an event object")
-        return payload  # type: ignore[return-value]
+        return payload
 
-    def _unchanged_by_relay(self, event: dict, dump: bytes) -> dict | None:
+    def _unchanged_by_relay(self, event: dict) -> dict | None:
         # What Relay would return for an event no rule changes, or None to let Relay decide.
-        received = event.get("received", _MISSING)
-        rounded = relay_timestamp(received) if received is not _MISSING else None
-        if received is not _MISSING and rounded is None:
-            return None
-        if self._precheck.could_change(event, dump):  # type: ignore[union-attr]
-            return None
-        if received is _MISSING:
-            return event
-        clean = dict(event)
-        clean["received"] = rounded
-        return clean
+        # Relay rewrites `received` (a timestamp) rounded to the microsecond; the precheck looks
+        # at the event as Relay would return it, so that rewritten value is what it checks.
+        clean = event
+        if "received" in event:
+            rounded = relay_timestamp(event["received"])
+            if rounded is None:
+                return None
+            clean = dict(event)
+            clean["received"] = rounded
+        try:
+            dump = orjson.dumps(clean)
+        except (TypeError, ValueError, OverflowError):
+            return None  # Relay's path raises the ScrubbingError
+        return None if self._precheck.could_change(clean, dump) else clean  # type: ignore[union-attr]
 
     def __reduce__(self) -> tuple:
         return scrubber_for, (self.settings,)
