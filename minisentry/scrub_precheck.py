@@ -60,9 +60,13 @@ _EMAIL = re.compile(rb"@[A-Za-z0-9-]+\.")
 _ESCAPED_SPACES = (b"\\n", b"\\t", b"\\r", b"\\f", b"\\u000b")
 # Such an escape can only separate card digits if a digit follows it.
 _ESCAPED_SPACE_DIGIT = re.compile(rb"\\(?:[nrtf]|u000b)[0-9]")
-# Skeletons for the digit patterns: every ASCII digit becomes "0", letters "A"/"a".
-_SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-                         b"0" * 10 + b"A" * 26 + b"a" * 26)
+# Skeletons for the digit patterns: every ASCII digit becomes "0", letters "A"/"a", and the ends of
+# JSON values ("}", "]") become "," so that a number's end looks the same everywhere.
+_SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz}]",
+                         b"0" * 10 + b"A" * 26 + b"a" * 26 + b",,")
+# A number with an exponent ("1e16", "5e-7") ends in "a0,"..., or has "0a-0", in the skeleton.
+_EXPONENT_HINTS = (b"a0,", b"a00,", b"a000,", b"0a-0")
+_DIGIT_OR_DOT = frozenset(b"0.")
 _DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
 _CARD = b"0" * 15  # the shortest card (Amex) once separators are gone
 _SSN = b"000-00-0000"
@@ -116,7 +120,8 @@ class Precheck:
         """
         if b"\\u0000" in dump:
             return True  # Relay drops NULs before matching, which can join two halves of a match
-        if not floats_survive_relay(dump):
+        shape = dump.translate(_SHAPE)
+        if not floats_survive_relay(dump, shape):
             return True
         low = dump.lower()
         if not low.isascii():
@@ -130,7 +135,7 @@ class Precheck:
             return True
         if not self._keys.isdisjoint(low.split(b'"')):
             return True  # a key a rule is bound to (a dict key or the name of a [name, value] pair)
-        if self._digit_patterns(dump):
+        if self._digit_patterns(dump, shape):
             return True
         if self._email_everywhere or b"gen_ai" in low or b"mcp." in low:
             if _EMAIL.search(dump):
@@ -143,8 +148,7 @@ class Precheck:
         return self._ip_rules and _has_ip(low)
 
     @staticmethod
-    def _digit_patterns(dump: bytes) -> bool:
-        shape = dump.translate(_SHAPE)
+    def _digit_patterns(dump: bytes, shape: bytes) -> bool:
         if _SSN in shape or _IBAN.search(shape):
             return True
         spaced = dump
@@ -270,20 +274,41 @@ def _relay_parse(token: bytes) -> float | None:
     return -value if token.startswith(b"-") else value
 
 
-def floats_survive_relay(dump: bytes) -> bool:
+def floats_survive_relay(dump: bytes, shape: bytes | None = None) -> bool:
     """Return True if Relay reads back every float in the JSON ``dump`` as the same double.
 
-    Relay's JSON parser is not correctly rounded for some decimals (17 significant digits, large
-    exponents); an event holding such a float comes back from Relay changed by one unit in the
-    last place, so it must go to Relay. Pure CPU; never raises.
+    Relay's JSON parser is not correctly rounded for some decimals (more than 2**53 in the
+    significant digits, large exponents); an event holding such a float comes back from Relay
+    changed by one unit in the last place, so it must go to Relay. Only numbers with 16 or more
+    digits or with an exponent can be affected, so only those are parsed. ``shape`` is
+    ``dump.translate(_SHAPE)`` if the caller has it. Pure CPU; never raises.
     """
-    for match in _FLOAT_TOKEN.finditer(dump):
-        token = match.group(1)
-        if b"." not in token and b"e" not in token and b"E" not in token:
-            continue  # an integer: Relay keeps it exactly
-        if _relay_parse(token) != float(token):
+    if shape is None:
+        shape = dump.translate(_SHAPE)
+    if any(hint in shape for hint in _EXPONENT_HINTS):
+        return all(_survives(match.group(1)) for match in _FLOAT_TOKEN.finditer(dump))
+    # 16+ digits with at most one dot hold a run of 8 digits: look only around those.
+    start, size = 0, len(shape)
+    while (index := shape.find(b"00000000", start)) >= 0:
+        first, end = index, index + 8
+        while first > 0 and shape[first - 1] in _DIGIT_OR_DOT:
+            first -= 1
+        while end < size and shape[end] in _DIGIT_OR_DOT:
+            end += 1
+        token = dump[first:end]
+        if token.count(b".") == 1 and not _survives(token):
             return False
+        start = end
     return True
+
+
+def _survives(token: bytes) -> bool:
+    if b"." not in token and b"e" not in token and b"E" not in token:
+        return True  # an integer: Relay keeps it exactly
+    try:
+        return _relay_parse(token) == float(token)
+    except ValueError:
+        return False
 
 
 def relay_timestamp(value: Any) -> float | None:

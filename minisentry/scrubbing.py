@@ -180,7 +180,7 @@ class Scrubber:
         if normalized and self._precheck is not None and "_meta" not in event:
             # An event with _meta goes to Relay: it scrubs original values kept there and splits
             # strings at earlier remarks, neither of which the precheck models.
-            clean = self._unchanged_by_relay(event)
+            clean = self.unchanged_by_relay(event)
             if clean is not None:
                 return clean
         for config in self._configs:
@@ -193,8 +193,14 @@ class Scrubber:
                 raise ScrubbingError("scrubbing failed: Relay did not return an event object")
         return payload
 
-    def _unchanged_by_relay(self, event: dict) -> dict | None:
-        # What Relay would return for an event no rule changes, or None to let Relay decide.
+    def unchanged_by_relay(self, event: dict) -> dict | None:
+        """The fast path alone: what Relay would return for normalized ``event``, or None.
+
+        None means "a rule might apply (or this configuration has no precheck): ask Relay".
+        Pure CPU (~0.1 ms for a 6 KB event); never raises. Ignores ``_meta`` (see :meth:`scrub`).
+        """
+        if self._precheck is None:
+            return None
         # Relay rewrites `received` (a timestamp) rounded to the microsecond; the precheck looks
         # at the event as Relay would return it, so that rewritten value is what it checks.
         clean = event

@@ -48,7 +48,7 @@ def pipeline_event(raw: dict, received: float = 1795744412.0861635) -> dict:
 
 def fast_path_taken(scrubber: Scrubber, data: dict) -> bool:
     """Whether ``scrub(data, normalized=True)`` skips Relay."""
-    return "_meta" not in data and scrubber._unchanged_by_relay(data) is not None
+    return "_meta" not in data and scrubber.unchanged_by_relay(data) is not None
 
 
 def exact(value: dict) -> bytes:
