@@ -25,6 +25,10 @@ the differential tests in ``tests/test_scrub_precheck.py``), and the check that 
 * with ``scrub_ip_addresses``, IPv4 and IPv6 addresses anywhere;
 * e-mail addresses, replaced only in ``logentry.formatted`` and gen_ai/MCP span data.
 
+Relay also rewrites some ``_meta`` on its way through (errors, remarks, original values), so the
+fast path only takes events whose ``_meta`` holds nothing but the normalizer's trimmed-length notes
+(:func:`only_lengths_in_meta`), which Relay returns as they are.
+
 Relay's own ``@userpath:filter`` (listed in ``@common:filter``) is not defined, so user paths are
 left alone; IMEIs, MACs and UUIDs are not in the defaults. ``safe_fields`` only remove fields from
 scrubbing, so a superset ignores them. Any configuration this module has not analysed (advanced
@@ -40,7 +44,8 @@ import unicodedata
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Iterable
 
-__all__ = ["ANALYSED_RELAY_VERSION", "Precheck", "floats_survive_relay", "precheck_for", "relay_timestamp"]
+__all__ = ["ANALYSED_RELAY_VERSION", "Precheck", "floats_survive_relay", "only_lengths_in_meta", "precheck_for",
+           "relay_timestamp"]
 
 #: The ``sentry-relay`` release whose rules this module was checked against.
 ANALYSED_RELAY_VERSION = "0.10.1"
@@ -258,6 +263,25 @@ def _relay_version() -> str | None:
         return version("sentry-relay")
     except PackageNotFoundError:
         return None
+
+
+def only_lengths_in_meta(meta: Any) -> bool:
+    """Return True if ``meta`` (an event's ``_meta``) is absent or only records original lengths.
+
+    That is the normalizer's note on a trimmed list or object (``{"": {"len": 13}}``), as for a
+    long ``sys.argv``. Pure; never raises (a malformed ``_meta`` is simply not "only lengths").
+    """
+    if meta is None:
+        return True
+    if not isinstance(meta, dict):
+        return False
+    for key, value in meta.items():
+        if key == "":
+            if not isinstance(value, dict) or set(value) - {"len"}:
+                return False
+        elif not only_lengths_in_meta(value):
+            return False
+    return True
 
 
 def _relay_parse(token: bytes) -> float | None:

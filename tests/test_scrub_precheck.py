@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from minisentry.clientip import fill_auto_ip
 from minisentry.messages import EventMessage
-from minisentry.scrub_precheck import ANALYSED_RELAY_VERSION, precheck_for, relay_timestamp
+from minisentry.scrub_precheck import ANALYSED_RELAY_VERSION, only_lengths_in_meta, precheck_for, relay_timestamp
 from minisentry.scrubbing import Scrubber, ScrubbingSettings
 from minisentry.stages.process import _normalize
 
@@ -48,7 +48,7 @@ def pipeline_event(raw: dict, received: float = 1795744412.0861635) -> dict:
 
 def fast_path_taken(scrubber: Scrubber, data: dict) -> bool:
     """Whether ``scrub(data, normalized=True)`` skips Relay."""
-    return "_meta" not in data and scrubber.unchanged_by_relay(data) is not None
+    return only_lengths_in_meta(data.get("_meta")) and scrubber.unchanged_by_relay(data) is not None
 
 
 def exact(value: dict) -> bytes:
@@ -113,8 +113,11 @@ FRAME = st.fixed_dictionaries({"function": st.sampled_from(["charge", "login"]),
 EXCEPTION = st.builds(lambda value, frames: {"values": [{"type": "Error", "value": value,
                                                          "stacktrace": {"frames": frames}}]},
                       STRINGS, st.lists(FRAME, min_size=1, max_size=2))
+# Long lists and strings make the normalizer trim them and record that in _meta.
+LONG = st.one_of(st.lists(STRINGS, min_size=8, max_size=30),
+                 st.builds(lambda word, n, tail: word * n + tail, FRAGMENT, st.integers(50, 900), FRAGMENT))
 RAW_EVENTS = st.fixed_dictionaries({"platform": st.sampled_from(["python", "javascript", "other"])}, optional={
-    "extra": st.dictionaries(KEY, VALUES, max_size=4),
+    "extra": st.dictionaries(st.one_of(KEY, st.just("sys.argv")), st.one_of(VALUES, LONG), max_size=4),
     "tags": PAIRS,
     "user": USER,
     "request": REQUEST,
@@ -126,6 +129,9 @@ RAW_EVENTS = st.fixed_dictionaries({"platform": st.sampled_from(["python", "java
     "message": STRINGS,
     "sdk": st.fixed_dictionaries({"name": st.just("sentry.python"), "version": st.just("2.0.0")},
                                  optional={"client_ip": st.sampled_from(["203.0.113.9", "{{auto}}"])}),
+    "_meta": st.fixed_dictionaries({"extra": st.fixed_dictionaries(
+        {"sys.argv": st.just({"": {"len": 13}})},
+        optional={"data": st.just({"": {"len": 40}})})}),
     "modules": st.dictionaries(st.sampled_from(KEYS + ["django", "flask"]), st.sampled_from(["1.0.0", "2.75.0"]), max_size=3),
 })
 RECEIVED = st.one_of(st.floats(0, 4102444800, allow_nan=False), st.just(1795744412.0861635))
@@ -147,7 +153,6 @@ def test_fast_path_gives_relays_output_on_generated_events(name: str):
         clean = fast_path_taken(scrubber, data)
         event(f"precheck: {'clean' if clean else 'maybe'}")
         if clean:
-            assert "_meta" not in relay
             assert exact({**data, "received": relay["received"]}) == exact(relay)
 
     check()
@@ -312,13 +317,25 @@ def test_the_installed_relay_is_the_analysed_one():
     assert version("sentry-relay") == ANALYSED_RELAY_VERSION
 
 
-def test_unnormalized_events_and_events_with_meta_always_go_to_relay():
+def test_events_with_meta_take_the_fast_path_and_match_relay():
+    scrubber = SCRUBBERS["defaults"]
+    # As sentry-sdk sends a long sys.argv: cut to 10 items, the original length noted in _meta.
+    data = pipeline_event({"extra": {"sys.argv": [f"--opt{i}" for i in range(10)]},
+                           "_meta": {"extra": {"sys.argv": {"": {"len": 13}}}}})
+    assert data["_meta"] == {"extra": {"sys.argv": {"": {"len": 13}}}}
+    assert fast_path_taken(scrubber, data)
+    assert exact(scrubber.scrub(data, normalized=True)) == exact(scrubber.scrub(data))
+    # Errors, remarks and original values in _meta: Relay rewrites some of them, so Relay runs.
+    for raw in ({"user": {"ip_address": "not an ip"}}, {"contexts": {"trace": {}}}):
+        other = pipeline_event(raw)
+        assert "_meta" in other and not fast_path_taken(scrubber, other)
+        assert exact(scrubber.scrub(other, normalized=True)) == exact(scrubber.scrub(other))
+
+
+def test_unnormalized_events_always_go_to_relay():
     scrubber = SCRUBBERS["defaults"]
     raw = {"extra": {"when": "yesterday"}, "timestamp": "not a time"}
     assert scrubber.scrub(raw) == scrubber.scrub(raw, normalized=False)
-    data = pipeline_event({"timestamp": "not a time", "extra": {"a": 1}})
-    assert "_meta" in data
-    assert exact(scrubber.scrub(data, normalized=True)) == exact(scrubber.scrub(data))
 
 
 @pytest.mark.parametrize("number", [90071992547.59375, 0.30000000000000004, 1e300, 5e-324, 123456789.12345679])
