@@ -12,6 +12,11 @@ config, in that order. The order matters: an advanced rule that masks a value ru
 defaults see it. :class:`Scrubber` does the same, with each config serialized once up front, so an
 event costs only the Relay calls.
 
+Fast path: for normalized events and an analysed configuration (the defaults, with or without
+``scrub_ip_addresses`` and ``sensitive_fields``; never with ``pii_config``), ``scrub_precheck.py``
+first checks whether any rule could change the event; if none can, Relay is skipped and the event
+is returned exactly as Relay would return it. See :meth:`Scrubber.scrub`.
+
 Failure policy: unscrubbed data must never be stored. When Relay (or JSON encoding) fails on an
 event, :meth:`Scrubber.scrub` raises :class:`ScrubbingError` (``reason = "scrubbing_failed"``); the
 caller records the event as an ``invalid`` outcome with that reason instead of storing it.
