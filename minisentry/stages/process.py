@@ -140,6 +140,7 @@ def process_event(message: EventMessage, switches: Any = None, scrubbing: Scrubb
         raw = peek(message.payload)
         if hits(switches, "drop_after_parsing", message, raw):
             return Rejected(message, "killswitch", Outcome.FILTERED)
+    normalized = False
     if raw is not None and hits(switches, "skip_processing", message, raw):
         data = raw
         data.setdefault("errors", []).append({"type": "processing_skipped"})
@@ -147,6 +148,7 @@ def process_event(message: EventMessage, switches: Any = None, scrubbing: Scrubb
     else:
         try:
             data = _normalize(message)
+            normalized = True
         except (RelayError, ValueError, TypeError) as exc:
             log.info("event %s of project %s is not valid JSON: %s", message.event_id, message.project_id,
                      str(exc).split("\n", 1)[0])
@@ -161,7 +163,8 @@ def process_event(message: EventMessage, switches: Any = None, scrubbing: Scrubb
     if scrubbing is not None:
         # Before grouping (as in Sentry) and long before anything is stored.
         try:
-            data = scrubber_for(scrubbing).scrub(data)
+            # normalized: only the normalizer's output may take the scrubber's exact fast path.
+            data = scrubber_for(scrubbing).scrub(data, normalized=normalized)
         except ScrubbingError as exc:
             log.warning("event %s of project %s not stored: %s", message.event_id, message.project_id, exc)
             return Rejected(message, exc.reason)
