@@ -123,6 +123,7 @@ def init(dsn: str, release: str, **options: object) -> None:
 
 def checkout(environ: dict, start_response: object) -> list[bytes]:
     """The shop's WSGI checkout: leaves breadcrumbs, then fails in charge_card."""
+    sentry_sdk.get_current_scope().set_transaction_name("POST /checkout")  # the issue's culprit
     sentry_sdk.add_breadcrumb(category="navigation", message="/cart -> /checkout", level="info")
     sentry_sdk.add_breadcrumb(category="http", message="GET https://api.payments.example/v1/quote",
                               data={"status_code": 200, "duration_ms": 182})
