@@ -150,7 +150,8 @@ def minisentry_register_endpoints():
     return [DeployEndpoint()]
 
 
-@hookimpl
+# optionalhook: a minisentry older than the panel hook still loads the plugin (without the panel).
+@hookimpl(optionalhook=True)
 def minisentry_register_ui_panels():
     return [DeploysPanel()]
 
