@@ -65,7 +65,7 @@ async def project_event(api: Any, request: Request, match: re.Match) -> Response
 
 async def _attachments(api: Any, project: str, event_id: str) -> list[dict[str, Any]]:
     project_id = (await _run(api.store.project_by_slug, project))["id"]
-    rows = await _run(api.store.list_attachments, event_id)
+    rows = await _run(api.store.list_attachments, event_id, project_id)
     return [row for row in rows if row["project_id"] == project_id]
 
 

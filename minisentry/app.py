@@ -25,6 +25,7 @@ from .alert_wiring import make_alert_worker, run_alerts
 from .artifacts import ArtifactStore
 from .uploadapi import UploadApi
 from .web import WebUi
+from .web.panels import collect_panels
 from .pipeline_status import pipeline_status
 from .backend_registry import open_backends
 from .channels import Channel, ChannelStats
@@ -135,6 +136,7 @@ class Pipeline:
                               f"(registered: {', '.join(sorted(stores))})")
         store_factory = stores[config.storage.backend]
         plugin_items = PluginItems.collect(self.pm)
+        ui_panels = collect_panels(self.pm)  # a duplicate or broken panel stops startup here
         self.store = await anyio.to_thread.run_sync(store_factory.open, config)
         if plugin_items:
             await anyio.to_thread.run_sync(_migrate_plugins, self.store, plugin_items)
@@ -176,7 +178,8 @@ class Pipeline:
         if config.web.enabled and "relay" in self.roles and hasattr(self.store, "web_session_user"):
             self.relay.web = WebUi(self.store, config.web, config.server.public_url,
                                    trusted_proxies=self.relay.trusted_proxies,
-                                   status_of=lambda: pipeline_status(self))
+                                   status_of=lambda: pipeline_status(self), reader=self._read_store,
+                                   panels=ui_panels)
         if "relay" in self.roles and not config.upstream.url:
             self.artifacts = await anyio.to_thread.run_sync(ArtifactStore(config.sourcemaps).open)
             self.difs = await anyio.to_thread.run_sync(

@@ -76,3 +76,8 @@ def minisentry_register_alert_channels() -> list[Any]:
 @hookspec
 def minisentry_process_event(project_id: int, event: dict) -> None:
     """Change one processed event in place before it is stored; raising marks it ``plugin_failed``."""
+
+
+@hookspec
+def minisentry_register_ui_panels() -> list[Any]:
+    """Return issue-page panels: objects with ``name``, ``title`` and ``render(issue, db) -> str | Markup`` (a str is escaped)."""

@@ -1,8 +1,11 @@
 """Take the README's screenshots of the web UI: ``python scripts/screenshots.py [OUT_DIR]``.
 
 Starts ``minisentry serve`` on a config in a temp dir, feeds it with the real ``sentry-sdk``
-(exceptions with stack traces and tags, a message, sessions of two releases, cron check-ins, events
-dropped by a filter and by a quota), creates a user with ``minisentry users create``, signs in with
+(exceptions with stack traces, tags, breadcrumbs, users, contexts, the request through the SDK's WSGI
+middleware and a log file attached; a message, sessions of two releases, cron check-ins, events
+dropped by a filter and by a quota) and, when the deploys example plugin is installed, two deploy
+markers for its issue-page panel (run with ``PYTHONPATH=plugins/minisentry-deploys`` to use the
+plugin from this checkout), creates a user with ``minisentry users create``, signs in with
 Selenium driving Debian's ``chromium`` + ``chromium-driver`` and saves a PNG of each main page into
 OUT_DIR (default ``docs/screenshots/``). Blocks for about half a minute; raises (and exits non-zero)
 when the server, the browser or the data does not come up.
@@ -20,8 +23,10 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
+from sentry_sdk.integrations.wsgi import SentryWsgiMiddleware
 
 KEY, OTHER_KEY = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
 EMAIL, PASSWORD = "admin@example.com", "screenshots only"
@@ -51,7 +56,7 @@ limit = 3
 window = 3600
 reason_code = "too_many_errors"
 """
-PAGES = ("projects", "issues", "issue", "issue-tags", "stats", "releases", "monitors", "status")
+PAGES = ("projects", "issues", "issue", "issue-tags", "issue-event", "stats", "releases", "monitors", "status")
 
 
 class IgnoredError(Exception):
@@ -116,6 +121,42 @@ def init(dsn: str, release: str, **options: object) -> None:
                     **options)
 
 
+def checkout(environ: dict, start_response: object) -> list[bytes]:
+    """The shop's WSGI checkout: leaves breadcrumbs, then fails in charge_card."""
+    sentry_sdk.get_current_scope().set_transaction_name("POST /checkout")  # the issue's culprit
+    sentry_sdk.add_breadcrumb(category="navigation", message="/cart -> /checkout", level="info")
+    sentry_sdk.add_breadcrumb(category="http", message="GET https://api.payments.example/v1/quote",
+                              data={"status_code": 200, "duration_ms": 182})
+    sentry_sdk.add_breadcrumb(category="ui.click", message="button#pay", level="info")
+    # The middleware's own isolation scope: the log goes with this request's event only.
+    sentry_sdk.get_isolation_scope().add_attachment(bytes=b"quote ok\ncharge failed: items = 0\n",
+                                                    filename="checkout.log", content_type="text/plain")
+    return [str(charge_card({"total": 42, "items": 0})).encode()]
+
+
+def send_checkout(i: int) -> None:
+    """One charge_card failure through the SDK's WSGI middleware: it adds the request."""
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/checkout", "QUERY_STRING": f"cart={1000 + i}",
+               "SERVER_NAME": "shop.example.com", "SERVER_PORT": "443", "wsgi.url_scheme": "https",
+               "HTTP_HOST": "shop.example.com", "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) Firefox/127.0",
+               "HTTP_ACCEPT": "application/json", "REMOTE_ADDR": "203.0.113.7"}
+    try:
+        SentryWsgiMiddleware(checkout)(environ, lambda status, headers: None)
+    except ZeroDivisionError:
+        pass  # reported by the middleware
+
+
+def send_deploys(base: str) -> None:
+    """Deploy markers of both shop releases, if the deploys example plugin serves its endpoint."""
+    for release, hours_ago in (("shop@1.3.0", 30), ("shop@1.4.0", 22)):
+        answer = httpx.post(f"{base}/api/1/deploys/?sentry_key={KEY}", json={
+            "release": release, "environment": "production", "timestamp": time.time() - hours_ago * 3600,
+            "url": f"https://ci.example.com/shop/{release}"})
+        if answer.status_code == 404:
+            print("the deploys plugin is not installed: no Deploys panel")
+            return
+
+
 def send_errors(base: str) -> None:
     host = base.split("://", 1)[1]
     for release, rounds in (("shop@1.3.0", 2), ("shop@1.4.0", 4)):
@@ -125,8 +166,11 @@ def send_errors(base: str) -> None:
                 scope.set_tag("browser", ("Chrome 126", "Firefox 127", "Safari 17.5")[i % 3])
                 scope.set_tag("os", ("Windows 11", "macOS 14", "Ubuntu 24.04", "Android 14")[i % 4])
                 scope.set_tag("customer", ("acme", "globex", "initech", "umbrella", "hooli")[i % 5])
-                scope.set_user({"id": f"user-{i % 7}"})
-                calls = (lambda: charge_card({"total": 42, "items": 0}), lambda: parse_quantity("two"),
+                scope.set_user({"id": f"user-{i % 7}", "email": f"customer{i % 7}@example.com",
+                                "username": ("ann", "bob", "cy", "dee", "eve", "fay", "gus")[i % 7]})
+                scope.set_context("app", {"app_name": "shop", "app_version": release.split("@")[1]})
+                scope.set_context("cart", {"items": 0, "total": 42, "currency": "EUR"})
+                calls = (lambda: send_checkout(i), lambda: parse_quantity("two"),
                          lambda: load_profile({}, f"user-{i}"))
                 for n, call in enumerate(calls):
                     if n and i % 2:  # every round fails in charge_card, every other one in the rest too
@@ -217,7 +261,7 @@ def shoot(base: str, db: Path, out: Path) -> list[Path]:
         driver.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
         WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/ui/"))
         urls = {"projects": "/ui/", "issues": "/ui/projects/shop/issues/", "issue": f"/ui/issues/{issue_id}/",
-                "issue-tags": f"/ui/issues/{issue_id}/#tags",
+                "issue-tags": f"/ui/issues/{issue_id}/#tags", "issue-event": f"/ui/issues/{issue_id}/#breadcrumbs",
                 "stats": "/ui/stats/", "releases": "/ui/releases/", "monitors": "/ui/monitors/",
                 "status": "/ui/status/"}
         for name in PAGES:
@@ -246,6 +290,7 @@ def main() -> None:
                                      capture_output=True, timeout=60)
             if created.returncode != 0:
                 raise RuntimeError(f"users create failed: {created.stderr}")
+            send_deploys(base)
             send_errors(base)
             send_sessions_and_check_ins(base)
             add_missed_monitor(store)

@@ -32,6 +32,7 @@ from ..schedules import parse_schedule
 from .sqlite_activity import ActivityMixin, create_activity_tables, record_activity
 from .sqlite_alerts import MonitorFailuresMixin, create_monitor_failure_tables
 from .sqlite_issues import ISSUE_COLUMNS, IssuesMixin, migrate_issue_status
+from .sqlite_issue_events import IssueEventsMixin
 from .sqlite_plugin_ids import create_plugin_id_table, first_delivery
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
@@ -63,7 +64,7 @@ def _now() -> float:
 
 
 class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin, OpsMixin, MonitorFailuresMixin,
-                  IssuesMixin, TokensMixin):
+                  IssuesMixin, IssueEventsMixin, TokensMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -570,12 +571,15 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
             return result
         return self._run(run)
 
-    def list_attachments(self, event_id: str) -> list[dict[str, Any]]:
-        """The attachments of an event (any project), without their data."""
+    def list_attachments(self, event_id: str, project_id: int | None = None) -> list[dict[str, Any]]:
+        """The attachments of an event (of ``project_id``, or any project), without their data."""
         event_id = event_id.replace("-", "").lower()
+        # With a project the (project_id, event_id) index finds them without a scan.
+        where, params = ("project_id = ? AND event_id = ?", (project_id, event_id)) if project_id is not None \
+            else ("event_id = ?", (event_id,))
         rows = self._run(lambda c: c.execute(
             "SELECT id, project_id, event_id, filename, content_type, attachment_type, size, received FROM attachments "
-            "WHERE event_id = ? ORDER BY id", (event_id,)).fetchall())
+            f"WHERE {where} ORDER BY id", params).fetchall())
         names = ("id", "project_id", "event_id", "filename", "content_type", "attachment_type", "size", "received")
         return [dict(zip(names, row)) for row in rows]
 

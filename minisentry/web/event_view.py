@@ -1,4 +1,5 @@
-"""Readable HTML for one stored event: its exceptions with stack traces, message, tags and raw JSON.
+"""Readable HTML for one stored event: message, exceptions with stack traces, the context sections
+(event_sections.py: breadcrumbs, request, user, contexts, SDK, attachments), tags, extra and raw JSON.
 
 Frames are shown innermost first (as Sentry does), each with filename, function, line, its context
 lines (the current one highlighted) and local variables when the SDK sent them; in-app frames are
@@ -11,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from .event_sections import (attachments_section, breadcrumbs_section, contexts_section, request_section,
+                             sdk_section, time_text, to_text, user_section)
 from .html import Markup, join, render
 
 __all__ = ["render_event"]
@@ -49,7 +52,7 @@ def _vars(frame: dict[str, Any]) -> Markup:
     if not isinstance(variables, dict) or not variables:
         return Markup("")
     rows = [render("<tr><th>$k</th><td><code>$v</code></td></tr>", k=key,
-                   v=value if isinstance(value, str) else orjson.dumps(value, default=str).decode())
+                   v=to_text(value))
             for key, value in list(variables.items())[:_MAX_VARS]]
     return render('<details class="vars"><summary>Local variables</summary><table>$rows</table></details>',
                   rows=join(rows))
@@ -97,24 +100,35 @@ def _message(data: dict[str, Any]) -> str:
     return message if isinstance(message, str) else ""
 
 
-def render_event(event: dict[str, Any]) -> Markup:
-    """The latest-event section of an issue page: message, exceptions, tags, extra and raw JSON."""
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return "(too deeply nested to show)"
+
+
+def render_event(event: dict[str, Any], *, attachments: list[dict[str, Any]] | None = None,
+                 heading: str = "Latest event", nav: Markup = Markup("")) -> Markup:
+    """An event section of an issue page under ``heading``, with ``nav`` (links to other events) on top:
+    message, exceptions, breadcrumbs, request, user, contexts, tags, extra, SDK, ``attachments``
+    (store rows) and the raw JSON."""
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     message = _message(data)
     tags = data.get("tags") if isinstance(data.get("tags"), list) else []
-    tag_rows = join(render("<tr><th>$k</th><td>$v</td></tr>", k=pair[0], v=pair[1])
+    tag_rows = join(render("<tr><th>$k</th><td>$v</td></tr>", k=to_text(pair[0]), v=to_text(pair[1]))
                     for pair in tags if isinstance(pair, (list, tuple)) and len(pair) == 2)
     extra = data.get("extra")
     return render(
-        """<section class="event"><h2>Latest event <code>$event_id</code></h2>
-<p class="muted">platform $platform · release $release · environment $environment</p>
-$message$exceptions$tags$extra
+        """<section class="event" id="event"><h2>$heading <code>$event_id</code></h2>$nav
+<p class="muted">$when · platform $platform · release $release · environment $environment</p>
+$message$exceptions$breadcrumbs$request$user$contexts$tags$extra$sdk$attachments
 <details><summary>Raw JSON</summary><pre class="raw">$raw</pre></details></section>""",
-        event_id=event.get("event_id", ""), platform=data.get("platform") or "-", release=data.get("release") or "-",
-        environment=data.get("environment") or "-",
+        heading=heading, event_id=event.get("event_id", ""), nav=nav, when=time_text(data.get("timestamp")),
+        platform=to_text(data.get("platform") or "-"), release=to_text(data.get("release") or "-"),
+        environment=to_text(data.get("environment") or "-"),
         message=render('<p class="message">$m</p>', m=message) if message else Markup(""),
-        exceptions=_exceptions(data),
+        exceptions=_exceptions(data), breadcrumbs=breadcrumbs_section(data), request=request_section(data),
+        user=user_section(data), contexts=contexts_section(data),
         tags=render("<h3>Tags</h3><table>$rows</table>", rows=tag_rows) if tag_rows else Markup(""),
-        extra=render('<h3>Extra</h3><pre class="extra">$x</pre>',
-                     x=orjson.dumps(extra, option=orjson.OPT_INDENT_2, default=str).decode()) if extra else Markup(""),
-        raw=orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+        extra=render('<h3>Extra</h3><pre class="extra">$x</pre>', x=_json(extra)) if extra else Markup(""),
+        sdk=sdk_section(data), attachments=attachments_section(attachments or []), raw=_json(data))

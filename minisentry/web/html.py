@@ -57,6 +57,10 @@ pre.snippet{background:#272238;color:#eee}details.setup{margin:.5em 0;background
 .badge{display:inline-block;padding:0 .4em;border-radius:3px;font-size:.85em;background:#ddd}
 .checkin-ok{background:#c9efd9}.checkin-error,.checkin-timeout{background:#f7c6c6}.checkin-missed{background:#fbe0a8}
 .checkin-in_progress{background:#cfe3f7}.notice{background:#fff6d8;border:1px solid #e8d48a;padding:.5em}.ok{color:#2a7}
+.event-section h4{margin:.6em 0 .2em}table.kv th{width:14em;font-weight:normal;color:#555}table.kv td code{white-space:pre-wrap;word-break:break-all}
+table.breadcrumbs td{font-size:.9em;vertical-align:top}table.breadcrumbs td code{white-space:pre-wrap;word-break:break-all}
+.context-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:.4em 1.2em}
+nav.event-nav{margin:.3em 0 .6em}section.panel{background:#fff;border:1px solid #ddd;padding:.2em 1em;margin:.8em 0}
 """
 
 _LAYOUT = """<!doctype html>

@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 from ..backends.sqlite_web import ISSUE_SORTS, ISSUE_STATUSES
 from ..issue_status import describe
-from .event_view import render_event
 from .html import Markup, join, render
 
 __all__ = ["login_body", "projects_body", "issues_body", "issue_body", "LEVELS"]
@@ -110,10 +109,11 @@ def _status_controls(issue: dict[str, Any], csrf: str) -> Markup:
     return render('<div class="status-controls">$forms</div>', forms=join(forms))
 
 
-def issue_body(issue: dict[str, Any], event: dict[str, Any] | None, csrf: str,
-               insights: Markup = Markup("")) -> Markup:
+def issue_body(issue: dict[str, Any], event: Markup | None, csrf: str, insights: Markup = Markup(""),
+               panels: Markup = Markup("")) -> Markup:
     """Issue detail: title, culprit, counts, first/last seen, the status with its details and the
-    controls to change it, ``insights`` (the chart and tag breakdown of issue_insights.py), the latest event."""
+    controls to change it, ``insights`` (the chart and tag breakdown of issue_insights.py), the plugins'
+    ``panels`` (panels.py) and ``event``, the newest event's section (event_view.py; None: no event)."""
     details = describe(issue["status"], issue.get("status_details") or {}, issue["count"])
     return render("""<p><a href="/ui/projects/$project/issues/">$project</a></p>
 <p class="culprit">$culprit</p>
@@ -121,8 +121,8 @@ def issue_body(issue: dict[str, Any], event: dict[str, Any] | None, csrf: str,
 <tr><th>Status details</th><td id="status-details">$details</td></tr>
 <tr><th>Level</th><td class="level-$level">$level</td></tr><tr><th>Events</th><td>$count</td></tr>
 <tr><th>First seen</th><td>$first</td></tr><tr><th>Last seen</th><td>$last</td></tr></table>
-$controls$insights$event""",
+$controls$insights$panels$event""",
                   project=issue["project"], culprit=issue["culprit"] or "", status=issue["status"], details=details,
                   level=issue["level"], count=issue["count"], first=_when(issue["first_seen"]),
                   last=_when(issue["last_seen"]), controls=_status_controls(issue, csrf), insights=insights,
-                  event=render_event(event) if event is not None else Markup('<p class="muted">No event stored.</p>'))
+                  panels=panels, event=event if event is not None else Markup('<p class="muted">No event stored.</p>'))

@@ -8,7 +8,9 @@ Routes::
     GET  /ui/projects/<slug>/issues/        the issue stream (?query= &status= &level= &release=
                                             &environment= &sort= &page=)
     GET  /ui/issues/<id>/                   an issue, its events over time (?period=24h|30d), its tag
-                                            breakdown and its latest event
+                                            breakdown, plugin panels and its latest event (issue_routes.py)
+    GET  /ui/issues/<id>/events/[<event_id>/]   all its events (?page=), one of them (issue_routes.py)
+    GET  /ui/attachments/<id>/              an attachment's bytes as a download (octet-stream, nosniff)
     GET  /ui/stats/ /ui/releases/ /ui/monitors/ /ui/status/   operations pages (ops_routes.py)
     POST /ui/issues/<id>/status             change the status (``issue_status.form_change``: ``status`` =
                                             resolved, resolvedInNextRelease, unresolved or ignored, with
@@ -34,11 +36,10 @@ from ..errors import AuthForbidden, MethodNotAllowed, NotFound, RequestError
 from ..httpserver import Request, Response
 from ..issue_status import form_change
 from .html import join, page, render
-from .issue_insights import ISSUE_PERIODS, MAX_TAG_EVENTS, insights_body
+from .issue_routes import IssueRoutes
 from .login_throttle import LoginThrottle
 from .ops_routes import OpsRoutes
-from .pages import LEVELS, issue_body, issues_body, login_body, projects_body
-from .periods import bucket_starts, parse_period, parse_query
+from .pages import LEVELS, issues_body, login_body, projects_body
 from .snippets import snippets_body
 from .passwords import verify_password
 from .sessions import LOGIN_COOKIE, Session, Sessions, check_csrf, cookies
@@ -46,7 +47,6 @@ from .sessions import LOGIN_COOKIE, Session, Sessions, check_csrf, cookies
 __all__ = ["WebUi"]
 
 _ISSUES_RE = re.compile(r"^/ui/projects/([\w.-]{1,100})/issues/?$")
-_ISSUE_RE = re.compile(r"^/ui/issues/(\d{1,18})/?$")
 _STATUS_RE = re.compile(r"^/ui/issues/(\d{1,18})/status/?$")
 _HTML = "text/html; charset=utf-8"
 _SECURITY_HEADERS = [
@@ -81,10 +81,13 @@ class WebUi:
     """
 
     def __init__(self, store: Any, web_config: Any, public_url: str = "", *, trusted_proxies: tuple = (),
-                 status_of: Callable[[], dict[str, Any] | None] | None = None) -> None:
+                 status_of: Callable[[], dict[str, Any] | None] | None = None, reader: Any = None,
+                 panels: dict[str, Any] | None = None) -> None:
         self.store = store
         # status_of: the running pipeline's snapshot for /ui/status/ (pipeline_status.py), if any.
         self.ops = OpsRoutes(store, status_of)
+        # reader: the read-only store the plugins' panels (panels.py) read through.
+        self.issues = IssueRoutes(store, reader, panels)
         self.config = web_config
         self.public_url = public_url.rstrip("/")
         self.trusted_proxies = trusted_proxies
@@ -138,9 +141,14 @@ class WebUi:
         match = _ISSUES_RE.match(path)
         if match is not None:
             return await self._issues(request, session, match.group(1))
-        match = _ISSUE_RE.match(path)
-        if match is not None:
-            return await self._issue(request, session, int(match.group(1)))
+        shown = await self.issues.page(path, request, session.csrf)
+        if shown is not None:
+            return _html(200, page(shown[0], shown[1], email=session.email, csrf=session.csrf))
+        download = await self.issues.attachment(path)
+        if download is not None:
+            headers, data = download
+            # Never the SDK's declared type: an uploaded text/html must not render on this origin.
+            return Response(200, data, [*_SECURITY_HEADERS, *headers], content_type="application/octet-stream")
         raise NotFound(f"no page {path}")
 
     # -- sign-in --------------------------------------------------------------------------------
@@ -204,22 +212,6 @@ class WebUi:
             sort=params.get("sort", "last_seen"), limit=size + 1, offset=(number - 1) * size))
         body = issues_body(slug, rows[:size], {**params, "level": level, "status": status}, number, len(rows) > size)
         return _html(200, page(f"Issues of {slug}", body, email=session.email, csrf=session.csrf))
-
-    async def _issue(self, request: Request, session: Session, issue_id: int) -> Response:
-        issue = await anyio.to_thread.run_sync(self.store.get_issue, issue_id)
-        try:
-            event = await anyio.to_thread.run_sync(self.store.latest_event, issue_id)
-        except NotFound:
-            event = None
-        period = parse_period(parse_query(request.query).get("period"), ISSUE_PERIODS, ISSUE_PERIODS[0])
-        now = time.time()
-        start = bucket_starts(period, now)[0]
-        series = await anyio.to_thread.run_sync(lambda: self.store.issue_event_series(
-            issue_id, start, start + period.seconds, period.interval))
-        total, counts = await anyio.to_thread.run_sync(lambda: self.store.issue_tag_counts(
-            issue_id, max_events=MAX_TAG_EVENTS))
-        body = issue_body(issue, event, session.csrf, insights_body(issue_id, period, series, now, total, counts))
-        return _html(200, page(issue["title"] or f"Issue {issue_id}", body, email=session.email, csrf=session.csrf))
 
     async def _set_status(self, issue_id: int, form: dict[str, str]) -> Response:
         change = form_change(form, now=time.time())

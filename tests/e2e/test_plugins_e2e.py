@@ -70,6 +70,7 @@ def test_deploy_marker_error_and_archive(tmp_path):
 
         listing = cli(config, "plugins").stdout
         assert "deploys 0.1.0:" in listing and "minisentry_register_item_types" in listing
+        assert "minisentry_register_ui_panels" in listing
         assert "jsonl_archive 0.1.0: minisentry_process_event" in listing
     finally:
         server.stop()

@@ -1,6 +1,6 @@
 """The web UI in a real headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by Selenium):
 sign in, open the issue the real sentry-sdk created, see its stack trace, resolve it, send another
-event, see it reopen. ``scripts/test.sh`` installs the browser; under CI=true a missing one fails."""
+event, see it reopen, go to the older event. ``scripts/test.sh`` installs the browser; under CI=true a missing one fails."""
 
 from __future__ import annotations
 
@@ -83,3 +83,10 @@ def test_sign_in_triage_and_regression_in_a_real_browser(ui, browser):
     browser.refresh()
     status_becomes("unresolved")
     assert browser.find_element(By.XPATH, "//button[text()='Resolve']")
+
+    # Two events now: "Older" leads from the newest to the first one, whose own "Older" is plain text.
+    ((first_id,),) = query(db, "SELECT event_id FROM events ORDER BY timestamp LIMIT 1")
+    browser.find_element(By.ID, "nav-older").click()
+    url_becomes(f"/ui/issues/{issue_id}/events/{first_id}/")
+    assert browser.find_element(By.ID, "nav-older").tag_name == "span"
+    assert browser.find_element(By.ID, "nav-newer").tag_name == "a"

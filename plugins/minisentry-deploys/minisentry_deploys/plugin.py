@@ -1,4 +1,5 @@
-"""Deploy markers: the ``deploy`` item type, ``POST /api/<project_id>/deploys/`` and ``minisentry deploys``.
+"""Deploy markers: the ``deploy`` item type, ``POST /api/<project_id>/deploys/``, ``minisentry deploys``
+and the issue page's "Deploys" panel (panel.py).
 
 A deploy marker is ``{"release": ..., "environment": ..., "timestamp": ..., "url": ...}``; it arrives
 as a ``deploy`` envelope item or as the body of ``POST /api/<project_id>/deploys/?sentry_key=KEY``
@@ -19,6 +20,7 @@ from minisentry import hookimpl
 from minisentry.errors import BadRequest, InvalidItem, NotFound
 
 from .commands import deploys as deploys_group
+from .panel import DeploysPanel
 from .queries import NoSuchIssue, deploy_before_issue, list_deploys
 
 TABLE = "plugin_deploys"
@@ -146,6 +148,12 @@ def minisentry_register_item_types():
 @hookimpl
 def minisentry_register_endpoints():
     return [DeployEndpoint()]
+
+
+# optionalhook: a minisentry older than the panel hook still loads the plugin (without the panel).
+@hookimpl(optionalhook=True)
+def minisentry_register_ui_panels():
+    return [DeploysPanel()]
 
 
 @hookimpl

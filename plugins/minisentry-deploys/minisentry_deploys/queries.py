@@ -38,3 +38,15 @@ def deploy_before_issue(conn: sqlite3.Connection, issue_id: int) -> tuple[dict[s
     rows = _rows(conn, f"SELECT {_COLUMNS} FROM {TABLE} WHERE project_id = ? AND timestamp <= ? "
                        f"ORDER BY timestamp DESC LIMIT 1", (issue[0]["project_id"], issue[0]["first_seen"]))
     return issue[0], (rows[0] if rows else None)
+
+
+def deploys_around(conn: sqlite3.Connection, project_id: int, timestamp: float, *, before: int = 3,
+                   after: int = 2) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A project's last ``before`` deploys at or before ``timestamp`` (newest first: the first one is
+    the deploy the moment came after) and its first ``after`` deploys after it (oldest first). Blocks;
+    raises sqlite3.Error."""
+    earlier = _rows(conn, f"SELECT {_COLUMNS} FROM {TABLE} WHERE project_id = ? AND timestamp <= ? "
+                          f"ORDER BY timestamp DESC LIMIT ?", (project_id, timestamp, before))
+    later = _rows(conn, f"SELECT {_COLUMNS} FROM {TABLE} WHERE project_id = ? AND timestamp > ? "
+                        f"ORDER BY timestamp ASC LIMIT ?", (project_id, timestamp, after))
+    return earlier, later
