@@ -30,7 +30,7 @@ def minisentry_register_commands(cli: Any) -> None:
 
 @hookspec
 def minisentry_register_symbolicators() -> list[Any]:
-    """Return symbolicators: objects with ``name`` and ``async symbolicate(event_message) -> event_message``, or with ``bind(config)`` returning one (None: not used)."""
+    """Return symbolicators: objects with ``name``, ``async symbolicate(event_message) -> event_message`` and optionally a cheap ``wants(event_message) -> bool``, or with ``bind(config)`` returning one (None: not used)."""
 
 
 @hookspec

@@ -211,12 +211,16 @@ class JavaScriptSymbolicator:
 
     # -- the event --------------------------------------------------------------------------------
 
+    def wants(self, message: EventMessage) -> bool:
+        """Whether the event may be a javascript/node one (a byte test, no parsing). Never raises."""
+        return b'"javascript"' in message.payload or b'"node"' in message.payload
+
     async def symbolicate(self, message: EventMessage) -> EventMessage:
         """Symbolicate a javascript/node event's frames in place; other events pass untouched.
 
         Never raises for a bad event or a missing file: those become ``errors`` entries.
         """
-        if b'"javascript"' not in message.payload and b'"node"' not in message.payload:
+        if not self.wants(message):
             return message  # cheap test before parsing: most events of other platforms skip here
         try:
             event = orjson.loads(message.payload)

@@ -112,12 +112,16 @@ class NativeSymbolicator:
         # Stored files are content-addressed: a built cache never goes stale.
         return await self.cache.get(("symcache", ref.checksum, ref.debug_id), lambda: _load_symcache(ref, self.disk))
 
+    def wants(self, message: EventMessage) -> bool:
+        """Whether the event may have native frames and debug images (a byte test). Never raises."""
+        return b"instruction_addr" in message.payload and b"debug_meta" in message.payload
+
     async def symbolicate(self, message: EventMessage) -> EventMessage:
         """Symbolicate an event's native frames in place; events without native images pass untouched.
 
         Never raises for a bad event or a missing debug file: those become ``errors`` entries.
         """
-        if b"instruction_addr" not in message.payload or b"debug_meta" not in message.payload:
+        if not self.wants(message):
             return message  # cheap test before parsing
         try:
             event = orjson.loads(message.payload)

@@ -80,9 +80,13 @@ class ProguardSymbolicator:
         ref = await self.cache.get(("dif", project_id, uuid), find, keep=False)
         return await self.cache.get(("mapper", ref.checksum), lambda: _load_mapper(ref))
 
+    def wants(self, message: EventMessage) -> bool:
+        """Whether the event may carry ProGuard debug images (a byte test). Never raises."""
+        return b'"proguard"' in message.payload
+
     async def symbolicate(self, message: EventMessage) -> EventMessage:
         """Deobfuscate a java event in place; other events pass untouched. Never raises for a bad event."""
-        if b'"proguard"' not in message.payload:
+        if not self.wants(message):
             return message  # cheap test before parsing
         try:
             event = orjson.loads(message.payload)

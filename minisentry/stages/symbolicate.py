@@ -62,6 +62,19 @@ class _Charge:
         self._charge_until_now()
 
 
+def _wants(symbolicator: Any, message: EventMessage) -> bool:
+    """The symbolicator's ``wants(message)`` probe; True without one, or when the probe itself fails."""
+    probe = getattr(symbolicator, "wants", None)
+    if probe is None:
+        return True
+    try:
+        return bool(probe(message))
+    except Exception:
+        # A broken probe must not cost the event its symbolication: let symbolicate() decide.
+        log.exception("symbolicator %s: wants() failed", getattr(symbolicator, "name", symbolicator))
+        return True
+
+
 class SymbolicateStage:
     """Pull events, run the symbolicators within a deadline, hand them to processing."""
 
@@ -82,22 +95,28 @@ class SymbolicateStage:
         if ctx.killswitches is not None and ctx.killswitches.enabled("skip_symbolication"):
             if hits(ctx.killswitches, "skip_symbolication", message, peek(message.payload)):
                 return message
+        # Most events need no symbolicator (a Python error): ask each one's cheap probe first, so
+        # such events skip the deadline, the lane charge and their task group altogether.
+        wanted = [s for s in self.symbolicators if _wants(s, message)]
+        if not wanted:
+            return message
         deadline = anyio.current_time() + ctx.config.stages.symbolicate_deadline
         if ctx.lanes is None:
-            return await self._symbolicate(message, ctx, deadline)
+            return await self._symbolicate(wanted, message, ctx, deadline)
         charge = _Charge(ctx.lanes, message.project_id)
         async with anyio.create_task_group() as tg:
             # Charge the running duration while the event is worked on (as Sentry does), so a
             # project whose events hang is demoted while they hang, not only once they finish.
             tg.start_soon(charge.tick, _tick_interval(ctx))
             try:
-                return await self._symbolicate(message, ctx, deadline)
+                return await self._symbolicate(wanted, message, ctx, deadline)
             finally:
                 tg.cancel_scope.cancel()
                 charge.settle()
 
-    async def _symbolicate(self, message: EventMessage, ctx: StageContext, deadline: float) -> EventMessage:
-        for symbolicator in self.symbolicators:
+    async def _symbolicate(self, wanted: list[Any], message: EventMessage, ctx: StageContext,
+                           deadline: float) -> EventMessage:
+        for symbolicator in wanted:
             name = getattr(symbolicator, "name", type(symbolicator).__name__)
             with anyio.CancelScope(deadline=deadline) as scope:
                 try:

@@ -99,3 +99,55 @@ async def test_deadline_and_failures_flag_the_event_and_keep_it(make_config):
         errors = event["data"]["errors"]
         assert [e["type"] for e in errors] == [error_type]
         assert errors[0]["symbolicator"] == symbolicator.name
+
+
+class Probed:
+    """Counts calls; ``wants`` says yes only to events whose message is 'mine' (or raises if told to)."""
+
+    name = "probed"
+
+    def __init__(self, probe_raises: bool = False) -> None:
+        self.calls: list[str] = []
+        self.probe_raises = probe_raises
+
+    def wants(self, message):
+        if self.probe_raises:
+            raise RuntimeError("probe bug")
+        return b'"mine"' in message.payload
+
+    async def symbolicate(self, message):
+        self.calls.append(message.event_id)
+        await anyio.sleep(0.05)  # long enough to be charged to the lane if it ran
+        return message
+
+
+def message_envelope(event_id: str, text: str) -> bytes:
+    event = {"event_id": event_id, "message": text}
+    return b'{"event_id":"%s"}\n{"type":"event"}\n%s\n' % (event_id.encode(), orjson.dumps(event))
+
+
+async def test_events_no_symbolicator_wants_skip_the_stage_and_its_lane_charge(make_config):
+    probed = Probed()
+    pm = make_plugin_manager(entry_points=False, extra=(Plugin(probed),))
+    async with Pipeline(make_config(), http=False, plugin_manager=pm) as pipeline:
+        skipped, wanted = uuid.uuid4().hex, uuid.uuid4().hex
+        await pipeline.submit(message_envelope(skipped, "not for you"), 1)
+        await pipeline.flush()
+        assert pipeline.lanes.windowed_cost(1) == 0  # nothing ran: nothing charged to project 1
+        await pipeline.submit(message_envelope(wanted, "mine"), 1)
+        await pipeline.flush()
+        assert probed.calls == [wanted]
+        assert pipeline.lanes.windowed_cost(1) > 0
+        for event_id in (skipped, wanted):
+            assert (await stored(pipeline, event_id))["event_id"] == event_id
+
+
+async def test_a_probe_that_raises_leaves_the_decision_to_symbolicate(make_config):
+    probed = Probed(probe_raises=True)
+    pm = make_plugin_manager(entry_points=False, extra=(Plugin(probed),))
+    async with Pipeline(make_config(), http=False, plugin_manager=pm) as pipeline:
+        event_id = uuid.uuid4().hex
+        await pipeline.submit(message_envelope(event_id, "anything"), 1)
+        await pipeline.flush()
+        assert probed.calls == [event_id]
+        assert (await stored(pipeline, event_id))["event_id"] == event_id
