@@ -8,6 +8,7 @@ checked once at startup: two backends with the same name are a PluginError namin
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -30,11 +31,24 @@ DEFAULT_PLUGINS = (
     "minisentry.plugins.alerts",
 )
 ENTRY_POINT_GROUP = "minisentry"
+#: Set to a comma-separated list of entry-point plugin names to load only those ("" loads none).
+LOAD_PLUGINS_ENV = "MINISENTRY_LOAD_PLUGINS"
+
+
+def _wanted_entry_points() -> set[str] | None:
+    """The entry-point plugin names MINISENTRY_LOAD_PLUGINS allows, or None (unset: all of them)."""
+    value = os.environ.get(LOAD_PLUGINS_ENV)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
 
 
 def make_plugin_manager(*, entry_points: bool = True, extra: tuple[Any, ...] = ()) -> pluggy.PluginManager:
     """Return a new plugin manager with the built-ins, entry-point plugins and ``extra`` plugins.
 
+    Entry-point plugins are all that are installed, or only those named in MINISENTRY_LOAD_PLUGINS
+    when it is set (as datasette's DATASETTE_LOAD_PLUGINS): a way to run a server without an
+    installed plugin, or to find out which one misbehaves. Built-ins always load.
     Raises PluginError naming the plugin that failed to import or register.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -42,8 +56,9 @@ def make_plugin_manager(*, entry_points: bool = True, extra: tuple[Any, ...] = (
     for name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
     if entry_points:
+        wanted = _wanted_entry_points()
         for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if pm.has_plugin(entry_point.name):
+            if pm.has_plugin(entry_point.name) or (wanted is not None and entry_point.name not in wanted):
                 continue
             try:
                 plugin = entry_point.load()

@@ -129,6 +129,31 @@ def test_entry_point_plugins_load_and_broken_ones_are_named(monkeypatch, tmp_pat
     sys.modules.pop("ms_demo_plugin", None)
 
 
+def test_load_plugins_env_picks_the_entry_point_plugins(monkeypatch, tmp_path):
+    for name in ("ms_env_a", "ms_env_b"):
+        (tmp_path / f"{name}.py").write_text("from minisentry import hookimpl\n"
+                                             "@hookimpl\n"
+                                             "def minisentry_register_commands(cli):\n"
+                                             "    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [metadata.EntryPoint(name=name, value=f"ms_env_{name}", group="minisentry") for name in ("a", "b")]
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: points if group == "minisentry" else [])
+    assert make_plugin_manager().has_plugin("a") and make_plugin_manager().has_plugin("b")
+    monkeypatch.setenv("MINISENTRY_LOAD_PLUGINS", " b , nosuch")
+    pm = make_plugin_manager()
+    assert pm.has_plugin("b") and not pm.has_plugin("a")
+    assert pm.has_plugin("minisentry.plugins.sqlite_store")  # built-ins always load
+    monkeypatch.setenv("MINISENTRY_LOAD_PLUGINS", "")
+    pm = make_plugin_manager()
+    assert not pm.has_plugin("a") and not pm.has_plugin("b")
+    # A broken plugin that is not asked for is not even imported.
+    broken = metadata.EntryPoint(name="broken", value="ms_no_such_module", group="minisentry")
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: [broken])
+    make_plugin_manager()
+    for name in ("ms_env_a", "ms_env_b"):
+        sys.modules.pop(name, None)
+
+
 def test_plugins_command_lists_hooks():
     result = CliRunner().invoke(cli, ["plugins"], obj={"pm": make_plugin_manager(entry_points=False)})
     assert result.exit_code == 0
