@@ -64,12 +64,16 @@ def _set_path(event: dict[str, Any], form_key: str, path: list[str], value: str)
     target[path[-1]] = value
 
 
-def _merge(event: dict[str, Any], extra: dict[str, Any]) -> None:
+#: How deep JSON fields are merged object by object; below that a value replaces what is there.
+_MERGE_DEPTH = 16
+
+
+def _merge(event: dict[str, Any], extra: dict[str, Any], depth: int = 0) -> None:
     # Objects merge key by key (tags from two sources both survive); anything else is replaced.
     for key, value in extra.items():
         current = event.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
-            _merge(current, value)
+        if isinstance(current, dict) and isinstance(value, dict) and depth < _MERGE_DEPTH:
+            _merge(current, value, depth + 1)
         else:
             event[key] = value
 
@@ -142,7 +146,10 @@ def minidump_envelope(parts: list[Part], *, max_dump_bytes: int = 100 * 1024 * 1
         event["exception"] = {"values": [dict(_PLACEHOLDER)]}
     event_id = normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
     event["event_id"] = event_id
-    items = [Item({"type": "event"}, orjson.dumps(event))]
+    try:
+        items = [Item({"type": "event"}, orjson.dumps(event))]
+    except TypeError as exc:  # nested deeper than JSON encoding goes
+        raise InvalidMultipart(f"the event fields cannot be encoded: {exc}") from exc
     items.append(Item({"type": "attachment", "attachment_type": "event.minidump",
                        "filename": minidump.filename or "minidump.dmp",
                        "content_type": minidump.content_type or "application/octet-stream"}, dump))
@@ -154,10 +161,11 @@ def minidump_envelope(parts: list[Part], *, max_dump_bytes: int = 100 * 1024 * 1
     return Envelope({"event_id": event_id}, items)
 
 
-def raw_minidump_envelope(body: bytes, *, max_dump_bytes: int = 100 * 1024 * 1024) -> Envelope:
+def raw_minidump_envelope(body: bytes, *, max_dump_bytes: int = 100 * 1024 * 1024,
+                          multipart_limits: MultipartLimits | None = None) -> Envelope:
     """The envelope for a dump posted as the whole body (``application/octet-stream`` or ``x-dmp``).
 
     Raises like :func:`minidump_envelope`.
     """
     return minidump_envelope([Part(MINIDUMP_FIELD, "minidump.dmp", "application/octet-stream", body)],
-                             max_dump_bytes=max_dump_bytes)
+                             max_dump_bytes=max_dump_bytes, multipart_limits=multipart_limits)

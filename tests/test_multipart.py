@@ -269,3 +269,17 @@ def test_fuzz_any_body_parses_or_is_refused_with_a_request_error(body, chunk):
         minidump_envelope(parts)
     except InvalidMultipart:
         pass
+
+
+def test_deeply_nested_event_fields_are_refused_not_a_crash():
+    deep = b'{"a":' * 1000 + b"1" + b"}" * 1000
+    parts = [Part("upload_file_minidump", "x", None, MINIDUMP), Part("sentry", None, None, deep),
+             Part("sentry___more", None, None, deep)]
+    with pytest.raises(InvalidMultipart, match="cannot be encoded") as caught:
+        minidump_envelope(parts)
+    assert caught.value.reason == "invalid_multipart"
+    # Shallow enough to encode, merged object by object only down to the merge depth.
+    shallow = b'{"a":' * 30 + b"1" + b"}" * 30
+    envelope = minidump_envelope([Part("upload_file_minidump", "x", None, MINIDUMP),
+                                  Part("sentry", None, None, shallow), Part("sentry___more", None, None, shallow)])
+    assert orjson.loads(envelope.items[0].payload)["a"]["a"]

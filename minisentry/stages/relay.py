@@ -87,6 +87,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Relay"]
 
+#: Minidump uploads parsed (and decompressed) at the same time; the others wait their turn.
+_MINIDUMP_SLOTS = 2
 #: Content types of a minidump posted as the whole body instead of a form.
 _RAW_MINIDUMP_TYPES = ("application/octet-stream", "application/x-dmp")
 _INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store|minidump)/?$")
@@ -125,6 +127,8 @@ class Relay:
         self.settings = settings
         self.trusted_proxies = parse_networks(config.server.trusted_proxies)
         # Counters from [backends] quota_counters (shared by every relay when in Redis).
+        #: Minidump uploads decompressed at once (each may inflate to limits.max_attachments_bytes).
+        self._minidump_slots = anyio.CapacityLimiter(_MINIDUMP_SLOTS)
         self.limiter = RateLimiter(counters if counters is not None else MemoryQuotaCounters())
         #: Edge relays only (``[upstream]``): the upstream's announced rate limits, enforced here.
         self.upstream_limits: UpstreamLimits | None = None
@@ -252,7 +256,14 @@ class Relay:
             key = check_key_format(key)
             await self.keys.ensure(key)
             project_id = self.keys.project_of(key, project_id)
-        envelope = self._parse(request.body, endpoint, request.headers.get("content-type"))
+        if endpoint == "minidump":
+            # A compressed dump may inflate to max_attachments_bytes: off the event loop, and only a
+            # few at a time, so uploads cannot stall the front door or pile up inflated copies.
+            async with self._minidump_slots:
+                envelope = await anyio.to_thread.run_sync(self._parse, request.body, endpoint,
+                                                          request.headers.get("content-type"))
+        else:
+            envelope = self._parse(request.body, endpoint, request.headers.get("content-type"))
         if key is None:
             dsn_key = key_from_dsn(envelope.headers.get("dsn"))
             if dsn_key is None:
@@ -360,7 +371,8 @@ class Relay:
                 max_field_bytes=limits.max_event_bytes)
             media_type = (content_type or "").split(";", 1)[0].strip().lower()
             if media_type in _RAW_MINIDUMP_TYPES:
-                envelope = raw_minidump_envelope(body, max_dump_bytes=limits.max_attachments_bytes)
+                envelope = raw_minidump_envelope(body, max_dump_bytes=limits.max_attachments_bytes,
+                                                 multipart_limits=multipart_limits)
             else:
                 envelope = minidump_envelope(parse_multipart(body, content_type, multipart_limits),
                                              max_dump_bytes=limits.max_attachments_bytes,
