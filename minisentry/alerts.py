@@ -40,6 +40,9 @@ __all__ = ["AlertWorker", "ACTIVITY_CURSOR", "MONITOR_CURSOR"]
 
 log = logging.getLogger("minisentry.alerts")
 
+#: Seconds each alert channel may take to close at shutdown.
+_CLOSE_TIMEOUT = 5.0
+
 ACTIVITY_CURSOR = "alerts"
 MONITOR_CURSOR = "alerts-monitors"
 
@@ -132,8 +135,11 @@ class AlertWorker:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._commit()
-                for channel in self.channels.values():
-                    if hasattr(channel, "aclose"):
+            for channel in self.channels.values():
+                if hasattr(channel, "aclose"):
+                    # Shielded so a cancelled shutdown still closes connections, but bounded: a
+                    # plugin channel whose aclose hangs must not hold shutdown past its drain time.
+                    with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                         await channel.aclose()
 
     def _load_cursors(self) -> None:
@@ -159,7 +165,14 @@ class AlertWorker:
                 break
             rows = await anyio.to_thread.run_sync(read, tracker.read, room)
             for row in rows:
-                deliveries = self._route(build(row))
+                try:
+                    deliveries = self._route(build(row))
+                except Exception:
+                    # One row we cannot turn into an alert (a bug, odd data) must not stop every
+                    # alert after it: log it, count it as failed, and move past it.
+                    log.exception("alerts: cannot build an alert from %s row %s; skipped", name, row.get("id"))
+                    self.failed += 1
+                    deliveries = []
                 tracker.add(row["id"], len(deliveries))
                 for alert, target in deliveries:
                     await send.send(_Delivery(name, row["id"], alert, target))

@@ -26,9 +26,16 @@ _MAX_UNACKED = 1_000_000
 
 
 class MemoryChannel:
-    """A bounded in-memory channel. ``sender()``/``receiver()`` return fresh clones."""
+    """A bounded in-memory channel. ``sender()``/``receiver()`` return fresh clones.
+
+    Raises ValueError for a capacity below 1 (``channels.capacity`` is validated to be positive).
+    """
 
     def __init__(self, name: str, capacity: int) -> None:
+        if capacity < 1:
+            # Senders wait for room a receiver makes by taking a buffered message: with no buffer
+            # there is never room, and a sender that came first would wait for ever.
+            raise ValueError(f"channel {name!r}: capacity must be at least 1, got {capacity}")
         self.name = name
         self.capacity = capacity
         self._send, self._receive = anyio.create_memory_object_stream[tuple[int, Any]](capacity)

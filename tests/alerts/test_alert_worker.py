@@ -132,6 +132,8 @@ async def test_a_private_address_is_refused_unless_allowed(make_config):
             await until(lambda: pipeline.alerts.statistics()["refused"] == 1)
             stats = pipeline.alerts.statistics()
             assert stats["retried"] == 0 and stats["sent"] == 0 and receiver.received == []
+    # Allowed, the same loopback receiver gets its alerts: every other test here runs that way
+    # (alerts() sets allow_private_addresses = true for the receiver on 127.0.0.1).
 
 
 async def test_restarts_neither_resend_nor_lose_alerts(make_config):
@@ -190,3 +192,24 @@ async def test_an_unignored_issue_alerts_only_rules_that_ask_for_it(make_config)
             assert unignored["data"]["issue"]["id"] == str(issue_id)
             await anyio.sleep(0.3)  # a few polls: the "new only" rule got nothing more
             assert len(other.accepted()) == 1 and len(receiver.accepted()) == 1
+
+
+async def test_a_row_that_cannot_become_an_alert_is_skipped_not_blocking(make_config, monkeypatch):
+    import minisentry.alerts as alerts_module
+
+    real = alerts_module.alert_from_activity
+
+    def fragile(row, base_url):
+        if row["title"].startswith("BadError"):
+            raise ValueError("cannot render this row")
+        return real(row, base_url)
+
+    monkeypatch.setattr(alerts_module, "alert_from_activity", fragile)
+    with WebhookReceiver() as receiver:
+        async with Pipeline(make_config(alerts=alerts(receiver.url)), http=False) as pipeline:
+            await send_error(pipeline, "BadError")
+            await send_error(pipeline, "GoodError")
+            (good,) = await until(receiver.accepted)
+            assert good["data"]["issue"]["title"].startswith("GoodError")
+            await until(lambda: pipeline.alerts.queued() == 0)
+            assert pipeline.alerts.statistics()["failed"] == 1

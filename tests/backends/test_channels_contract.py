@@ -406,3 +406,8 @@ async def test_oldest_age_is_the_age_of_the_oldest_buffered_message(open_channel
     assert 0 <= channel.statistics().oldest_age < 0.3  # now "new" is the oldest
     (await receiver.receive()).ack()
     assert channel.statistics().oldest_age == 0.0
+
+
+def test_a_memory_channel_needs_room_for_one_message():
+    with pytest.raises(ValueError, match="capacity must be at least 1, got 0"):
+        MemoryChannel("edge", 0)
