@@ -17,6 +17,7 @@ import orjson
 from .api_shapes import attachment_to_api, event_to_api, link_header, page_params, query_pairs
 from .errors import NotFound
 from .httpserver import Request, Response
+from .web.downloads import content_disposition
 
 __all__ = ["issue_events", "latest_event", "project_events", "project_event", "attachments", "attachment"]
 
@@ -84,6 +85,7 @@ async def attachment(api: Any, request: Request, match: re.Match) -> Response:
     meta, data = await _run(api.store.attachment_data, attachment_id)
     if "download" not in dict(query_pairs(request.query)):
         return Response(200, orjson.dumps(attachment_to_api(meta)))
-    name = meta["filename"].replace('"', "").replace("\r", "").replace("\n", "")
-    return Response(200, data, [("Content-Disposition", f'attachment; filename="{name}"')],
+    # Always octet-stream with nosniff: an uploaded text/html must not render on this origin.
+    return Response(200, data, [("Content-Disposition", content_disposition(meta["filename"])),
+                                ("X-Content-Type-Options", "nosniff")],
                     content_type="application/octet-stream")

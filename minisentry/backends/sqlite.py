@@ -56,7 +56,8 @@ __all__ = ["SqliteStore"]
 # 14: adds indexes for the web UI's operations pages (check_ins per monitor, release_health by minute).
 # 15: adds monitor_failures and its triggers on check_ins (alerts).
 # 16: adds issues.status_details (ignore and next-release conditions) and api_tokens.
-_SCHEMA_VERSION = 16
+# 17: adds the index events(project_id, timestamp) for the events API.
+_SCHEMA_VERSION = 17
 
 
 def _now() -> float:

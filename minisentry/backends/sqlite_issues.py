@@ -31,8 +31,10 @@ _EVENT_FILTERS = {"release": "release", "environment": "environment"}
 
 
 def migrate_issue_status(db: Any) -> None:
-    """Add ``issues.status_details`` to a file that lacks it, and index the activity log by issue (schema 14)."""
+    """Add ``issues.status_details`` to a file that lacks it, and index the activity log by issue
+    (schema 16) and a project's events by time (17: the events API pages through them newest first)."""
     db.execute("CREATE INDEX IF NOT EXISTS issue_activity_issue ON issue_activity(issue_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS events_project_time ON events(project_id, timestamp)")
     columns = {row[1] for row in db.execute("PRAGMA table_info(issues)").fetchall()}
     if "status_details" not in columns:
         db.execute("ALTER TABLE issues ADD COLUMN status_details TEXT")

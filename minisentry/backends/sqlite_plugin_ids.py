@@ -5,9 +5,9 @@ wrote. Records that carry an id (``PluginRecord.record_id``, the ``id`` their ``
 are remembered here in the same transaction as the plugin's ``store``; a second delivery of the
 same (item type, project, id) is left out, and is not counted ``accepted`` again.
 
-Bounded by age: ids older than ``KEEP_SECONDS`` (longer than any redelivery we expect: a Kafka
-topic's retention) are deleted, at most ``_PRUNE_BATCH`` per write, so the table stays near one
-week of records. Functions run inside the caller's open transaction and raise sqlite3 errors.
+Bounded by age and by count: ids older than ``KEEP_SECONDS`` (longer than any redelivery we
+expect: a Kafka topic's retention) are deleted, and past ``KEEP_ROWS`` the oldest go even if
+younger, a bounded batch per write. A record redelivered after its id was forgotten is written again. Functions run inside the caller's open transaction and raise sqlite3 errors.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ __all__ = ["create_plugin_id_table", "first_delivery", "KEEP_SECONDS"]
 
 #: How long a written record's id is remembered.
 KEEP_SECONDS = 7 * 86400
+#: At most this many ids are remembered; past it the oldest go first, even if younger than a week.
+KEEP_ROWS = 1_000_000
 _PRUNE_BATCH = 1_000
 
 
@@ -39,6 +41,12 @@ def first_delivery(conn: sqlite3.Connection, item_type: str, records: list[Any],
     now = time.time() if now is None else now
     conn.execute("DELETE FROM plugin_record_ids WHERE rowid IN (SELECT rowid FROM plugin_record_ids "
                  "WHERE written < ? LIMIT ?)", (now - KEEP_SECONDS, _PRUNE_BATCH))
+    # rowids only grow while rows are deleted oldest first, so "more than KEEP_ROWS behind the
+    # newest" is a cheap stand-in for the count (its index is the rowid itself).
+    newest = conn.execute("SELECT max(rowid) FROM plugin_record_ids").fetchone()[0]
+    if newest is not None and newest > KEEP_ROWS:
+        conn.execute("DELETE FROM plugin_record_ids WHERE rowid IN (SELECT rowid FROM plugin_record_ids "
+                     "WHERE rowid <= ? LIMIT ?)", (newest - KEEP_ROWS, _PRUNE_BATCH + len(records)))
     fresh = []
     for record in records:
         if record.record_id is None:

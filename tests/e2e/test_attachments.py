@@ -55,6 +55,12 @@ def test_attachment_stored_listed_and_downloaded(tmp_path, server_factory):
     download = httpx.get(f"{base}{one['id']}/", params={"download": "1"}, headers=auth)
     assert download.content == b"line 1\nline 2\n"
     assert download.headers["content-disposition"] == 'attachment; filename="app.log"'
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["x-content-type-options"] == "nosniff"
+    # A hostile name: only its base name, no path, quotes or control characters reach the header.
+    core = next(item for item in listing if item["name"] == "../../core.bin")
+    hostile = httpx.get(f"{base}{core['id']}/", params={"download": "1"}, headers=auth)
+    assert hostile.headers["content-disposition"] == 'attachment; filename="core.bin"'
     assert httpx.get(f"{server.url}/api/0/projects/acme/other/events/{event_id}/attachments/",
                      headers=auth).json() == []
 

@@ -232,3 +232,9 @@ def test_a_redelivered_record_reaches_the_plugin_once(tmp_path, monkeypatch):
         # At the age limit an id is forgotten: a record that old is written again.
         monkeypatch.setattr(sqlite_plugin_ids, "KEEP_SECONDS", -1)
         assert [r.record_id for r in store.write_plugin_records(notes, [record("b")])] == ["b"]
+        monkeypatch.setattr(sqlite_plugin_ids, "KEEP_SECONDS", 7 * 86400)
+        # At the row limit the oldest ids go first: with room for 3, "d" pushes out the oldest.
+        monkeypatch.setattr(sqlite_plugin_ids, "KEEP_ROWS", 3)
+        store.write_plugin_records(notes, [record("x"), record("y"), record("z")])
+        store.write_plugin_records(notes, [record("d")])
+        assert [r.record_id for r in store.write_plugin_records(notes, [record("x"), record("d")])] == ["x"]
