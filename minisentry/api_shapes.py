@@ -6,12 +6,11 @@ helpers raise BadRequest (400) for a malformed ``limit`` or ``cursor``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from .errors import BadRequest
-from .issue_status import details_to_api
+from .issue_status import details_to_api, iso
 
 __all__ = ["iso", "issue_to_api", "issue_detail_to_api", "event_to_api", "attachment_to_api", "project_to_api",
            "page_params", "link_header", "query_pairs", "ACTIVITY_TYPES"]
@@ -19,13 +18,6 @@ __all__ = ["iso", "issue_to_api", "issue_detail_to_api", "event_to_api", "attach
 _MAX_LIMIT = 100
 #: Our activity kinds as Sentry's activity ``type`` names.
 ACTIVITY_TYPES = {"new": "first_seen", "regression": "set_regression", "unignored": "set_unresolved"}
-
-
-def iso(timestamp: float | None) -> str | None:
-    """Unix seconds as Sentry's ISO 8601 UTC (``2024-01-31T12:00:00.000000Z``); None stays None."""
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def issue_to_api(issue: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import BadRequest
+from .stats import parse_duration
 
 __all__ = ["IssueSearch", "parse_query", "parse_period", "KEYS"]
 
@@ -24,8 +25,6 @@ KEYS = ("level", "release", "environment")
 _IS = {"unresolved": "unresolved", "resolved": "resolved", "ignored": "ignored", "muted": "ignored",
        "archived": "ignored"}
 _TOKEN = re.compile(r'\s*(!?)([A-Za-z_.]+):("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\S*)|\s*("(?:[^"\\]|\\.)*"|\S+)')
-_PERIOD = re.compile(r"^(\d{1,6})([smhdw])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MAX_QUERY = 1000
 _MAX_VALUES = 50
 
@@ -99,7 +98,4 @@ def parse_period(value: str) -> float | None:
     Raises BadRequest for anything else."""
     if not value:
         return None
-    match = _PERIOD.match(value)
-    if match is None or int(match.group(1)) == 0:
-        raise BadRequest("statsPeriod must be a number and a unit (s, m, h, d, w), e.g. 24h or 14d")
-    return float(int(match.group(1)) * _SECONDS[match.group(2)])
+    return float(parse_duration(value, "statsPeriod"))

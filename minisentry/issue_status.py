@@ -219,7 +219,10 @@ def on_event(before: Any, *, release: Any, now: float) -> EventStep:
     return EventStep(status, raw or "{}", None)
 
 
-def _iso(timestamp: float) -> str:
+def iso(timestamp: float | None) -> str | None:
+    """Unix seconds as Sentry's ISO 8601 UTC (``2024-01-31T12:00:00.000000Z``); None stays None."""
+    if timestamp is None:
+        return None
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -233,7 +236,7 @@ def details_to_api(status: str, details: dict[str, Any]) -> dict[str, Any]:
     if isinstance(details.get("ignoreCount"), int):
         result["ignoreCount"] = details["ignoreCount"]
     if isinstance(details.get("ignoreUntil"), (int, float)):
-        result["ignoreUntil"] = _iso(details["ignoreUntil"])
+        result["ignoreUntil"] = iso(details["ignoreUntil"])
     if result:
         result["actor"] = None
     return result

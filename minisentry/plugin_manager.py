@@ -8,6 +8,7 @@ checked once at startup: two backends with the same name are a PluginError namin
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -31,6 +32,8 @@ DEFAULT_PLUGINS = (
     "minisentry.plugins.alerts",
 )
 ENTRY_POINT_GROUP = "minisentry"
+
+log = logging.getLogger("minisentry.plugins")
 #: Set to a comma-separated list of entry-point plugin names to load only those ("" loads none).
 LOAD_PLUGINS_ENV = "MINISENTRY_LOAD_PLUGINS"
 
@@ -57,7 +60,13 @@ def make_plugin_manager(*, entry_points: bool = True, extra: tuple[Any, ...] = (
         pm.register(importlib.import_module(name), name=name)
     if entry_points:
         wanted = _wanted_entry_points()
-        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        installed = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if wanted:
+            missing = wanted - {entry_point.name for entry_point in installed}
+            if missing:
+                # A typo would otherwise silently run without the plugin the operator asked for.
+                log.warning("%s names plugins that are not installed: %s", LOAD_PLUGINS_ENV, ", ".join(sorted(missing)))
+        for entry_point in installed:
             if pm.has_plugin(entry_point.name) or (wanted is not None and entry_point.name not in wanted):
                 continue
             try:

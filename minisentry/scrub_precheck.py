@@ -18,8 +18,8 @@ the differential tests in ``tests/test_scrub_precheck.py``), and the check that 
 * the password rule, which filters a value when its *key* or *the value itself* contains
   password/secret/passwd/api key/apikey/auth/credentials/mysql_pwd/private key/token, or is exactly
   ``otp``/``two_factor``: checked as substrings of every key and value alike;
-* ``sensitive_fields`` (a ``redact_pair`` rule, matched case-insensitively against keys and values):
-  each field as a substring;
+* ``sensitive_fields`` (a ``redact_pair`` rule Relay matches case-sensitively against keys and
+  values): each field as a substring, checked case-insensitively here (a superset);
 * rules bound to keys (sensitive cookie names, cookie header attributes, with
   ``scrub_ip_addresses`` the known IP fields): the key, compared exactly, anywhere in the event;
 * with ``scrub_ip_addresses``, IPv4 and IPv6 addresses anywhere;

@@ -39,6 +39,7 @@ from .sqlite_web import WebMixin, create_web_tables
 from .sqlite_retention import RetentionMixin, create_retention_indexes
 from .sqlite_ops import OpsMixin, create_ops_indexes
 from .sqlite_tokens import TokensMixin, create_token_tables
+from .sqlite_issue_events import stored_event_id
 
 __all__ = ["SqliteStore"]
 
@@ -574,7 +575,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
 
     def list_attachments(self, event_id: str, project_id: int | None = None) -> list[dict[str, Any]]:
         """The attachments of an event (of ``project_id``, or any project), without their data."""
-        event_id = event_id.replace("-", "").lower()
+        event_id = stored_event_id(event_id)
         # With a project the (project_id, event_id) index finds them without a scan.
         where, params = ("project_id = ? AND event_id = ?", (project_id, event_id)) if project_id is not None \
             else ("event_id = ?", (event_id,))
@@ -741,7 +742,7 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
 
     def get_event(self, event_id: str) -> dict[str, Any]:
         """Return a stored event or transaction by id (any project). Raises NotFound."""
-        event_id = event_id.replace("-", "").lower()
+        event_id = stored_event_id(event_id)
 
         def run(conn: sqlite3.Connection) -> Any:
             row = conn.execute(

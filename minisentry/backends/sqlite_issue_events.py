@@ -18,14 +18,14 @@ import orjson
 
 from ..errors import NotFound
 
-__all__ = ["IssueEventsMixin", "normalize_event_id"]
+__all__ = ["IssueEventsMixin", "stored_event_id"]
 
 _NEWER = ("timestamp > ? OR (timestamp = ? AND rowid > ?)", "timestamp ASC, rowid ASC")
 _OLDER = ("timestamp < ? OR (timestamp = ? AND rowid < ?)", "timestamp DESC, rowid DESC")
 
 
-def normalize_event_id(event_id: str) -> str:
-    """An event id as stored: hex without hyphens, lower case."""
+def stored_event_id(event_id: str) -> str:
+    """An event id as the store keeps it: hex without hyphens, lower case (no validation)."""
     return event_id.replace("-", "").lower()
 
 
@@ -41,7 +41,7 @@ class IssueEventsMixin:
     def issue_event(self, issue_id: int, event_id: str) -> dict[str, Any]:
         """The event ``event_id`` of issue ``issue_id``: ``{project_id, event_id, issue_id, timestamp,
         received, data}``. Raises NotFound when there is no such event or it belongs to another issue."""
-        wanted = normalize_event_id(event_id)
+        wanted = stored_event_id(event_id)
         row = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
             "SELECT project_id, event_id, issue_id, timestamp, received, data FROM events "
             "WHERE event_id = ? AND issue_id = ?", (wanted, issue_id)).fetchone())
@@ -54,7 +54,7 @@ class IssueEventsMixin:
         """Ids of the issue's ``newest``, ``older``, ``newer`` and ``oldest`` events seen from ``event_id``
         (None where there is none, e.g. no ``newer`` of the newest). Raises NotFound for an event of
         another issue."""
-        wanted = normalize_event_id(event_id)
+        wanted = stored_event_id(event_id)
 
         def run(conn: sqlite3.Connection) -> dict[str, str | None]:
             row = conn.execute("SELECT timestamp, rowid FROM events WHERE event_id = ? AND issue_id = ?",

@@ -17,6 +17,7 @@ import orjson
 from ..errors import NotFound
 from ..issue_query import IssueSearch
 from ..issue_status import StatusChange, stored_status
+from .sqlite_issue_events import stored_event_id
 
 __all__ = ["IssuesMixin", "migrate_issue_status", "ISSUE_COLUMNS", "API_SORTS"]
 
@@ -128,7 +129,7 @@ class IssuesMixin:
 
     def project_event(self, project_id: int, event_id: str) -> dict[str, Any]:
         """One event of a project by id (hyphens and case ignored). Raises NotFound."""
-        event_id = event_id.replace("-", "").lower()
+        event_id = stored_event_id(event_id)
         row = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE project_id = ? AND event_id = ?",
             (project_id, event_id)).fetchone())

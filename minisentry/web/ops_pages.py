@@ -6,7 +6,6 @@ Pure functions from store rows (and the pipeline snapshot of ``pipeline_status``
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,6 +13,7 @@ from ..outcomes import Outcome
 from .charts import Bar, bar_chart, legend
 from .html import Markup, join, render
 from .periods import Period, bucket_label, bucket_starts, bucket_title
+from .pages import when
 
 __all__ = ["OUTCOME_NAMES", "filter_form", "stats_body", "releases_body", "monitors_body", "status_body",
            "crash_free"]
@@ -21,12 +21,6 @@ __all__ = ["OUTCOME_NAMES", "filter_form", "stats_body", "releases_body", "monit
 #: Outcome names in Sentry's numbering order: the stacking order of the stats charts.
 OUTCOME_NAMES = tuple(outcome.name.lower() for outcome in Outcome)
 _CHECK_IN_STATUSES = ("ok", "error", "missed", "timeout", "in_progress", "active")
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def crash_free(rate: float | None) -> str:
@@ -90,7 +84,7 @@ def releases_body(form: Markup, period: Period, rows: list[dict[str, Any]]) -> M
                     '<td class="num crash-free">$rate</td><td>$last</td></tr>',
                     project=row["project"], release=row["release"], env=row["environment"], started=row["started"],
                     errored=row["errored"], crashed=row["crashed"], abnormal=row["abnormal"],
-                    rate=crash_free(row["crash_free_rate"]), last=_when(row["last_seen"])) for row in rows]
+                    rate=crash_free(row["crash_free_rate"]), last=when(row["last_seen"])) for row in rows]
     return render('$form<h2>Crash-free sessions (%)</h2>$chart<table class="releases"><tr><th>Project</th>'
                   '<th>Release</th><th>Environment</th><th>Sessions</th><th>Errored</th><th>Crashed</th>'
                   '<th>Abnormal</th><th>Crash-free</th><th>Last session</th></tr>$rows</table>',
@@ -118,14 +112,14 @@ def monitors_body(monitors: list[dict[str, Any]], limit: int) -> Markup:
         return Markup('<p class="muted">No cron monitors yet: they appear with their first check-in.</p>')
     rows = []
     for monitor in monitors:
-        recent = join((_badge(str(c["status"]), f"{_when(c['started'])}"
+        recent = join((_badge(str(c["status"]), f"{when(c['started'])}"
                               + (f", {c['duration']:.1f} s" if isinstance(c["duration"], (int, float)) else ""))
                        for c in monitor["recent"]), " ")
         rows.append(render('<tr><td>$project</td><td><code>$slug</code></td><td>$status</td><td>$schedule</td>'
                            '<td>$last</td><td>$next</td><td class="recent">$recent</td></tr>',
                            project=monitor["project"], slug=monitor["slug"], status=_badge(str(monitor["status"])),
-                           schedule=_schedule(monitor["config"]), last=_when(monitor["last_checkin"]),
-                           next=_when(monitor["next_expected"]), recent=recent))
+                           schedule=_schedule(monitor["config"]), last=when(monitor["last_checkin"]),
+                           next=when(monitor["next_expected"]), recent=recent))
     note = render('<p class="muted">The first $n monitors.</p>', n=limit) if len(monitors) >= limit else Markup("")
     return render('<table class="monitors"><tr><th>Project</th><th>Monitor</th><th>Status</th><th>Schedule</th>'
                   '<th>Last check-in</th><th>Next expected</th><th>Newest check-ins</th></tr>$rows</table>$note',

@@ -20,7 +20,8 @@ __all__ = ["login_body", "projects_body", "issues_body", "issue_body", "LEVELS"]
 LEVELS = ("fatal", "error", "warning", "info", "debug")
 
 
-def _when(timestamp: float | None) -> str:
+def when(timestamp: float | None) -> str:
+    """Unix seconds as ``2024-01-31 12:00:00 UTC`` for a page ("-" for None). Never raises."""
     if timestamp is None:
         return "-"
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -67,7 +68,7 @@ size="12"> Sort $sort <button type="submit">Search</button></form>""",
 <td class="level-$level">$level</td><td class="status-$status">$status</td><td>$count</td><td>$first</td><td>$last</td></tr>""",
                    id=issue["id"], title=issue["title"] or "(no title)", culprit=issue["culprit"] or "",
                    level=issue["level"], status=issue["status"], count=issue["count"],
-                   first=_when(issue["first_seen"]), last=_when(issue["last_seen"])) for issue in issues]
+                   first=when(issue["first_seen"]), last=when(issue["last_seen"])) for issue in issues]
     table = render("""<table class="issues"><tr><th>Issue</th><th>Level</th><th>Status</th><th>Events</th>
 <th>First seen</th><th>Last seen</th></tr>$rows</table>""", rows=join(rows)) if rows \
         else Markup('<p class="muted">No issues match.</p>')
@@ -123,6 +124,6 @@ def issue_body(issue: dict[str, Any], event: Markup | None, csrf: str, insights:
 <tr><th>First seen</th><td>$first</td></tr><tr><th>Last seen</th><td>$last</td></tr></table>
 $controls$insights$panels$event""",
                   project=issue["project"], culprit=issue["culprit"] or "", status=issue["status"], details=details,
-                  level=issue["level"], count=issue["count"], first=_when(issue["first_seen"]),
-                  last=_when(issue["last_seen"]), controls=_status_controls(issue, csrf), insights=insights,
+                  level=issue["level"], count=issue["count"], first=when(issue["first_seen"]),
+                  last=when(issue["last_seen"]), controls=_status_controls(issue, csrf), insights=insights,
                   panels=panels, event=event if event is not None else Markup('<p class="muted">No event stored.</p>'))

@@ -129,7 +129,7 @@ def test_entry_point_plugins_load_and_broken_ones_are_named(monkeypatch, tmp_pat
     sys.modules.pop("ms_demo_plugin", None)
 
 
-def test_load_plugins_env_picks_the_entry_point_plugins(monkeypatch, tmp_path):
+def test_load_plugins_env_picks_the_entry_point_plugins(monkeypatch, tmp_path, caplog):
     for name in ("ms_env_a", "ms_env_b"):
         (tmp_path / f"{name}.py").write_text("from minisentry import hookimpl\n"
                                              "@hookimpl\n"
@@ -140,7 +140,9 @@ def test_load_plugins_env_picks_the_entry_point_plugins(monkeypatch, tmp_path):
     monkeypatch.setattr(metadata, "entry_points", lambda group=None: points if group == "minisentry" else [])
     assert make_plugin_manager().has_plugin("a") and make_plugin_manager().has_plugin("b")
     monkeypatch.setenv("MINISENTRY_LOAD_PLUGINS", " b , nosuch")
-    pm = make_plugin_manager()
+    with caplog.at_level("WARNING", logger="minisentry.plugins"):
+        pm = make_plugin_manager()
+    assert "MINISENTRY_LOAD_PLUGINS names plugins that are not installed: nosuch" in caplog.text
     assert pm.has_plugin("b") and not pm.has_plugin("a")
     assert pm.has_plugin("minisentry.plugins.sqlite_store")  # built-ins always load
     monkeypatch.setenv("MINISENTRY_LOAD_PLUGINS", "")
