@@ -84,10 +84,14 @@ class WebUi:
                  status_of: Callable[[], dict[str, Any] | None] | None = None, reader: Any = None,
                  panels: dict[str, Any] | None = None) -> None:
         self.store = store
+        # Pages read through the read-only store (its own connection and lock), so a heavy page
+        # (tag counts over 1,000 event bodies, a month of outcomes) never holds the lock the store
+        # stage writes events under. Sign-ins, sessions and status changes use the writable one.
+        self.reads = reader if reader is not None else store
         # status_of: the running pipeline's snapshot for /ui/status/ (pipeline_status.py), if any.
-        self.ops = OpsRoutes(store, status_of)
-        # reader: the read-only store the plugins' panels (panels.py) read through.
-        self.issues = IssueRoutes(store, reader, panels)
+        self.ops = OpsRoutes(self.reads, status_of)
+        # reader is also what the plugins' panels (panels.py) read through.
+        self.issues = IssueRoutes(self.reads, reader, panels)
         self.config = web_config
         self.public_url = public_url.rstrip("/")
         self.trusted_proxies = trusted_proxies
@@ -191,14 +195,14 @@ class WebUi:
         return f"{scheme}://{key}@{rest}/{project_id}"
 
     async def _projects(self, request: Request, session: Session) -> Response:
-        projects = await anyio.to_thread.run_sync(self.store.list_projects)
+        projects = await anyio.to_thread.run_sync(self.reads.list_projects)
         dsn_of = lambda key, pid: self._dsn(request, key, pid)  # noqa: E731
         body = join((projects_body(projects, dsn_of), snippets_body(projects, dsn_of)))
         return _html(200, page("Projects", body, email=session.email, csrf=session.csrf))
 
     async def _issues(self, request: Request, session: Session, slug: str) -> Response:
         params = dict(parse_qsl(request.query, max_num_fields=_MAX_FORM_FIELDS))
-        project = await anyio.to_thread.run_sync(self.store.project_by_slug, slug)
+        project = await anyio.to_thread.run_sync(self.reads.project_by_slug, slug)
         try:
             number = min(max(int(params.get("page", "1")), 1), 10_000)
         except ValueError:
@@ -206,7 +210,7 @@ class WebUi:
         size = self.config.page_size
         level = params.get("level", "") if params.get("level", "") in LEVELS else ""
         status = params.get("status", "") if params.get("status", "") in ("unresolved", "resolved", "ignored") else ""
-        rows = await anyio.to_thread.run_sync(lambda: self.store.search_issues(
+        rows = await anyio.to_thread.run_sync(lambda: self.reads.search_issues(
             project["id"], query=params.get("query", "")[:200], status=status, level=level,
             release=params.get("release", "")[:200], environment=params.get("environment", "")[:200],
             sort=params.get("sort", "last_seen"), limit=size + 1, offset=(number - 1) * size))
