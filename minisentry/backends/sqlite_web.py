@@ -15,15 +15,12 @@ import time
 from typing import Any
 
 from ..errors import NotFound, UserExists
+from ..issue_query import IssueSearch
 
 __all__ = ["WebMixin", "create_web_tables", "ISSUE_SORTS", "ISSUE_STATUSES"]
 
-#: Sort orders of the issue stream: name -> ORDER BY clause (never built from user input).
-ISSUE_SORTS = {
-    "last_seen": "i.last_seen DESC, i.id DESC",
-    "first_seen": "i.first_seen DESC, i.id DESC",
-    "count": "i.count DESC, i.id DESC",
-}
+#: Sort orders of the issue stream: its names -> the API sort names of ``find_issues``.
+ISSUE_SORTS = {"last_seen": "date", "first_seen": "new", "count": "freq"}
 #: The statuses of issues (the stream's filter); ``issue_status.py`` has the rules.
 ISSUE_STATUSES = ("unresolved", "resolved", "ignored")
 
@@ -35,11 +32,6 @@ def create_web_tables(db: Any) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS web_sessions (token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, "
                "created REAL NOT NULL, expires REAL NOT NULL)")
     db.execute("CREATE INDEX IF NOT EXISTS web_sessions_expires ON web_sessions(expires)")
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class WebMixin:
@@ -137,34 +129,16 @@ class WebMixin:
                       release: str = "", environment: str = "", sort: str = "last_seen", limit: int = 25,
                       offset: int = 0) -> list[dict[str, Any]]:
         """One page of a project's issues matching text (title/culprit), status, level, and having an
-        event of ``release`` and/or ``environment`` (exact match; empty means any).
+        event of ``release`` and/or ``environment`` (exact match; empty means any): the stream's
+        form as an API search (``find_issues``).
 
         ``sort`` is a key of ISSUE_SORTS (others fall back to last_seen). Raises StorageError.
         """
-        from .sqlite import _issue_row
-
-        sql = ("SELECT i.id, p.slug AS project, i.project_id, i.title, i.culprit, i.level, i.count, i.first_seen, "
-               "i.last_seen, i.status, i.metadata FROM issues i JOIN projects p ON p.id = i.project_id "
-               "WHERE i.project_id = ?")
-        params: list[Any] = [project_id]
-        if query:
-            sql += " AND (i.title LIKE ? ESCAPE '\\' OR i.culprit LIKE ? ESCAPE '\\')"
-            params += [_like(query), _like(query)]
-        if status:
-            sql += " AND i.status = ?"
-            params.append(status)
-        if level:
-            sql += " AND i.level = ?"
-            params.append(level)
-        # An issue is in a release (environment) when one of its events is: its events index finds them.
-        for column, value in (("release", release), ("environment", environment)):
-            if value:
-                sql += f" AND EXISTS (SELECT 1 FROM events e WHERE e.issue_id = i.id AND e.{column} = ?)"
-                params.append(value)
-        sql += f" ORDER BY {ISSUE_SORTS.get(sort, ISSUE_SORTS['last_seen'])} LIMIT ? OFFSET ?"
-        params += [limit, offset]
-        rows = self._run(lambda c: c.execute(sql, params).fetchall())  # type: ignore[attr-defined]
-        return [_issue_row(row) for row in rows]
+        filters = [(key, [value], False) for key, value in (("level", level), ("release", release),
+                                                             ("environment", environment)) if value]
+        search = IssueSearch(statuses=[status] if status else [], filters=filters, text=query)
+        return self.find_issues(project_id, search, sort=ISSUE_SORTS.get(sort, "date"),  # type: ignore[attr-defined]
+                                limit=limit, offset=offset)
 
     def set_issue_status(self, issue_id: int, status: str) -> None:
         """Set an issue's status with no conditions (ignored forever, resolved now), clearing its status
