@@ -1,12 +1,14 @@
-"""The SQLite event store: projects, keys, issues, events, transactions, outcomes and kill-switches.
+"""The SQLite event store: its connection, schema migration, projects and keys.
 
 One writer (the store stage) writes batches in single transactions; readers (CLI, API, the relay's
-key lookup) open their own connections. WAL mode lets them read while the writer writes. Every write
-is idempotent: an event id already stored for its project is skipped, and its issue count is not
-bumped again, so redelivered messages are harmless. What a new event does to its issue's status
-(a resolved issue reopens as a regression, an ignored one whose condition expired is unignored) is
-decided by ``issue_status.on_event``; new issues, regressions and unignored issues are appended to
-the issue activity log (``sqlite_activity.py``) in the same transaction.
+key lookup) open their own connections. WAL mode lets them read while the writer writes.
+
+:class:`SqliteStore` is composed of mixins in sibling modules, each with its part of the schema
+(a ``create_*`` function that ``_migrate`` calls): the write path (``sqlite_writes.py``: events,
+outcomes, sessions, logs, plugin records; every write idempotent), reads for the CLI and API
+(``sqlite_reads.py``), cron monitors (``sqlite_monitors.py``), kill-switches and lane overrides
+(``sqlite_controls.py``), issue triage and the web UI (``sqlite_issues.py``, ``sqlite_issue_events.py``,
+``sqlite_web.py``, ``sqlite_ops.py``), the activity log, alerts, settings, tokens and retention.
 
 Methods block on disk I/O; async callers run them in a worker thread.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import uuid
 import threading
 import time
 from pathlib import Path
@@ -25,21 +26,21 @@ import orjson
 import sqlite_utils
 
 from ..errors import NotFound, StorageError
-from ..issue_status import load_details, on_event
-from ..messages import ProcessedEvent
-from ..outcomes import Outcome, OutcomeRow, category_of_item
-from ..schedules import parse_schedule
-from .sqlite_activity import ActivityMixin, create_activity_tables, record_activity
+from ..issue_status import load_details
+from .sqlite_activity import ActivityMixin, create_activity_tables
 from .sqlite_alerts import MonitorFailuresMixin, create_monitor_failure_tables
-from .sqlite_issues import ISSUE_COLUMNS, IssuesMixin, migrate_issue_status
+from .sqlite_controls import ControlsMixin, create_killswitch_table, create_lane_override_table
+from .sqlite_issues import IssuesMixin, migrate_issue_status
 from .sqlite_issue_events import IssueEventsMixin
-from .sqlite_plugin_ids import create_plugin_id_table, first_delivery
+from .sqlite_monitors import MonitorsMixin, create_monitor_tables
+from .sqlite_plugin_ids import create_plugin_id_table
+from .sqlite_reads import EventReadsMixin
 from .sqlite_settings import ProjectSettingsMixin, create_project_settings_table
 from .sqlite_web import WebMixin, create_web_tables
 from .sqlite_retention import RetentionMixin, create_retention_indexes
 from .sqlite_ops import OpsMixin, create_ops_indexes
 from .sqlite_tokens import TokensMixin, create_token_tables
-from .sqlite_issue_events import stored_event_id
+from .sqlite_writes import EventWritesMixin
 
 __all__ = ["SqliteStore"]
 
@@ -66,7 +67,8 @@ def _now() -> float:
 
 
 class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin, OpsMixin, MonitorFailuresMixin,
-                  IssuesMixin, IssueEventsMixin, TokensMixin):
+                  IssuesMixin, IssueEventsMixin, TokensMixin, EventWritesMixin, EventReadsMixin, MonitorsMixin,
+                  ControlsMixin):
     """The event store in one SQLite file. Thread-safe: one lock serializes use of its connection.
 
     Raises StorageError (translated from sqlite3) from every method on I/O or integrity failures.
@@ -157,8 +159,8 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
                 PRIMARY KEY (timestamp, project_id, outcome, reason, category))"""
         )
         # Every statement above is IF NOT EXISTS, so an older file runs this whole block again and
-        # only gains what it lacks (version 1 → 2: this table).
-        db.execute("CREATE TABLE IF NOT EXISTS killswitches (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL)")
+        # only gains what it lacks (version 1 → 2: the killswitches table).
+        create_killswitch_table(db)
         # Every change of a project or key bumps one counter, which running relays poll cheaply and
         # then reload their key cache: the store tells the cache, no entry waits to expire.
         db.execute("CREATE TABLE IF NOT EXISTS config_version "
@@ -184,26 +186,14 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
                 data BLOB NOT NULL, received REAL NOT NULL)"""
         )
         db.execute("CREATE INDEX IF NOT EXISTS attachments_event ON attachments(project_id, event_id)")
-        db.execute(
-            """CREATE TABLE IF NOT EXISTS monitors (
-                project_id INTEGER NOT NULL, slug TEXT NOT NULL, config TEXT, status TEXT NOT NULL,
-                last_checkin REAL, next_expected REAL, PRIMARY KEY (project_id, slug))"""
-        )
-        db.execute(
-            """CREATE TABLE IF NOT EXISTS check_ins (
-                project_id INTEGER NOT NULL, check_in_id TEXT NOT NULL, monitor_slug TEXT NOT NULL,
-                status TEXT NOT NULL, environment TEXT NOT NULL, duration REAL, started REAL NOT NULL,
-                updated REAL NOT NULL, PRIMARY KEY (project_id, check_in_id))"""
-        )
-        db.execute("CREATE INDEX IF NOT EXISTS check_ins_open ON check_ins(status, started)")
+        create_monitor_tables(db)
         db.execute(
             """CREATE TABLE IF NOT EXISTS logs (
                 id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, timestamp REAL NOT NULL, level TEXT NOT NULL,
                 body TEXT NOT NULL, trace_id TEXT, span_id TEXT, attributes TEXT NOT NULL)"""
         )
         db.execute("CREATE INDEX IF NOT EXISTS logs_time ON logs(project_id, timestamp)")
-        db.execute("CREATE TABLE IF NOT EXISTS lane_overrides (project_id INTEGER PRIMARY KEY, "
-                   "lane TEXT NOT NULL CHECK (lane IN ('fast', 'slow')), updated REAL)")
+        create_lane_override_table(db)
         for table in ("projects", "project_keys"):
             for action in ("INSERT", "UPDATE", "DELETE"):
                 db.execute(f"CREATE TRIGGER IF NOT EXISTS bump_config_{table}_{action.lower()} AFTER {action} ON {table} "
@@ -293,30 +283,6 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
         if self._run(run) == 0:
             raise NotFound(f"no key {public_key}")
 
-    def lane_overrides(self) -> dict[int, str]:
-        """Return ``{project_id: "fast" | "slow"}`` pinned by operators ({} on a file without the table)."""
-
-        def run(conn: sqlite3.Connection) -> dict[int, str]:
-            try:
-                return dict(conn.execute("SELECT project_id, lane FROM lane_overrides").fetchall())
-            except sqlite3.OperationalError:
-                return {}
-
-        return self._run(run)
-
-    def set_lane_override(self, project_id: int, lane: str | None) -> None:
-        """Pin a project to ``"fast"`` or ``"slow"``, or (None) let its time budget decide again."""
-
-        def run(conn: sqlite3.Connection) -> None:
-            if lane is None:
-                conn.execute("DELETE FROM lane_overrides WHERE project_id = ?", (project_id,))
-            else:
-                conn.execute("INSERT INTO lane_overrides(project_id, lane, updated) VALUES (?, ?, ?) "
-                             "ON CONFLICT(project_id) DO UPDATE SET lane = excluded.lane, updated = excluded.updated",
-                             (project_id, lane, _now()))
-
-        self._run(run)
-
     def config_version(self) -> int:
         """Return the counter bumped by every change of projects, keys and project settings (0 on a file without one)."""
 
@@ -354,457 +320,6 @@ class SqliteStore(ProjectSettingsMixin, WebMixin, RetentionMixin, ActivityMixin,
         if row is None:
             raise NotFound(f"no project {slug!r}")
         return dict(row)
-
-    # -- writes from the store stage ----------------------------------------------------------
-
-    def write_batch(self, events: list[ProcessedEvent], outcomes: list[OutcomeRow]) -> list[bool]:
-        """Store events and add outcome counts in one transaction; return which events were new.
-
-        An event whose (project, event id) is already stored is skipped; an ``accepted`` outcome is
-        counted for each new one.
-        """
-        return self._run(self._write_batch, events, outcomes)
-
-    def _write_batch(self, conn: sqlite3.Connection, events: list[ProcessedEvent], outcomes: list[OutcomeRow]) -> list[bool]:
-        conn.execute("BEGIN IMMEDIATE")
-        new: list[bool] = []
-        accepted: dict[tuple[int, int, str], int] = {}
-        for event in events:
-            inserted = self._insert_event(conn, event)
-            new.append(inserted)
-            if inserted:
-                category = category_of_item(event.item_type)
-                minute = int(event.received // 60 * 60)
-                accepted[(minute, event.project_id, category)] = accepted.get((minute, event.project_id, category), 0) + 1
-                size = sum(len(a.data) for a in event.attachments)
-                if size:
-                    key = (minute, event.project_id, "attachment")
-                    accepted[key] = accepted.get(key, 0) + size
-        rows = [(m, p, int(Outcome.ACCEPTED), "", c, q) for (m, p, c), q in accepted.items()]
-        rows += [(o.timestamp, o.project_id, int(o.outcome), o.reason, o.category, o.quantity) for o in outcomes]
-        conn.executemany(
-            "INSERT INTO outcomes(timestamp, project_id, outcome, reason, category, quantity) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(timestamp, project_id, outcome, reason, category) DO UPDATE SET quantity = quantity + excluded.quantity",
-            rows,
-        )
-        conn.execute("COMMIT")
-        return new
-
-    def migrate_plugins(self, item_types: Iterable[Any]) -> None:
-        """Run each plugin item type's ``migrate(db)`` (sqlite-utils Database on this file). Blocks.
-
-        Raises StorageError for SQLite failures; a plugin's other exceptions pass through (the
-        Pipeline turns them into PluginError at startup).
-        """
-        def run(conn: sqlite3.Connection) -> None:
-            for item_type in item_types:
-                item_type.migrate(sqlite_utils.Database(conn))
-        self._run(run)
-
-    def read_plugin(self, read: Any) -> Any:
-        """Return ``read(db)`` with a sqlite-utils Database on this file (a plugin's read route). Blocks.
-
-        Raises StorageError for SQLite failures; the plugin's other exceptions pass through.
-        """
-        return self._run(lambda conn: read(sqlite_utils.Database(conn)))
-
-    def write_plugin_records(self, item_type: Any, records: list[Any]) -> list[Any]:
-        """Write one item type's new records with its ``store(db, records)`` in one transaction. Blocks.
-
-        A record whose ``record_id`` was written before (a redelivery) is left out, so the plugin's
-        ``store`` and the accepted count see it once; records without an id are always written.
-        Returns the records written. Raises StorageError for SQLite failures (rolled back); the
-        plugin's other exceptions pass through, also rolled back.
-        """
-        def run(conn: sqlite3.Connection) -> list[Any]:
-            conn.execute("BEGIN IMMEDIATE")
-            fresh = first_delivery(conn, item_type.type, records)
-            if fresh:
-                item_type.store(sqlite_utils.Database(conn), fresh)
-            # sqlite-utils' insert_all commits itself (``with conn:``); commit what is left open.
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-            return fresh
-        return self._run(run)
-
-    def write_sessions(self, rows: list[Any]) -> None:
-        """Add session counts (``sessions.SessionCounts``) to the release-health table in one transaction."""
-
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO release_health(project_id, release, environment, minute, started, exited, errored, "
-                "crashed, abnormal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(project_id, release, environment, minute) DO UPDATE SET "
-                "started = started + excluded.started, exited = exited + excluded.exited, "
-                "errored = errored + excluded.errored, crashed = crashed + excluded.crashed, "
-                "abnormal = abnormal + excluded.abnormal",
-                [(r.project_id, r.release, r.environment, r.minute, r.started, r.exited, r.errored, r.crashed,
-                  r.abnormal) for r in rows],
-            )
-            conn.execute("COMMIT")
-
-        self._run(run)
-
-    def record_check_ins(self, check_ins: list[Any]) -> None:
-        """Record check-ins (``monitors.CheckIn``) in order, in one transaction, updating their monitors."""
-        self._run(self._record_check_ins, check_ins)
-
-    def _record_check_ins(self, conn: sqlite3.Connection, check_ins: list[Any]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        for check_in in check_ins:
-            key = (check_in.project_id, check_in.monitor_slug)
-            row = conn.execute("SELECT config FROM monitors WHERE project_id = ? AND slug = ?", key).fetchone()
-            config = check_in.config if check_in.config is not None else (orjson.loads(row[0]) if row and row[0]
-                                                                         else None)
-            if row is None:
-                conn.execute("INSERT INTO monitors(project_id, slug, config, status) VALUES (?, ?, ?, 'active')",
-                             (*key, orjson.dumps(config).decode() if config else None))
-            elif check_in.config is not None:
-                conn.execute("UPDATE monitors SET config = ? WHERE project_id = ? AND slug = ?",
-                             (orjson.dumps(config).decode(), *key))
-            existing = conn.execute("SELECT status, started FROM check_ins WHERE project_id = ? AND check_in_id = ?",
-                                    (check_in.project_id, check_in.check_in_id)).fetchone()
-            if existing is None:
-                conn.execute("INSERT INTO check_ins(project_id, check_in_id, monitor_slug, status, environment, duration, "
-                             "started, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (check_in.project_id, check_in.check_in_id, check_in.monitor_slug, check_in.status,
-                              check_in.environment, check_in.duration, check_in.received, check_in.received))
-            elif existing[0] == "in_progress":
-                duration = check_in.duration if check_in.duration is not None else check_in.received - existing[1]
-                conn.execute("UPDATE check_ins SET status = ?, duration = ?, updated = ? WHERE project_id = ? "
-                             "AND check_in_id = ?", (check_in.status, duration, check_in.received,
-                                                     check_in.project_id, check_in.check_in_id))
-            next_expected = None
-            if config is not None:
-                next_expected = parse_schedule(config["schedule"], config["timezone"]).next_after(check_in.received)
-            status = "error" if check_in.status == "error" else "ok" if check_in.status == "ok" else "in_progress"
-            conn.execute("UPDATE monitors SET status = ?, last_checkin = ?, next_expected = coalesce(?, next_expected) "
-                         "WHERE project_id = ? AND slug = ?", (status, check_in.received, next_expected, *key))
-        conn.execute("COMMIT")
-
-    def write_logs(self, records: list[Any]) -> None:
-        """Store log records (``logs.LogRecord``) in one transaction."""
-
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO logs(project_id, timestamp, level, body, trace_id, span_id, attributes) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             [(r.project_id, r.timestamp, r.level, r.body, r.trace_id, r.span_id, r.attributes)
-                              for r in records])
-            conn.execute("COMMIT")
-
-        self._run(run)
-
-    def _project_filter(self, project_slug: str | None, keyword: str) -> tuple[str, list[Any]]:
-        """SQL `` {keyword} p.slug = ?`` and its parameter for an optional project. Raises NotFound for an unknown one."""
-        if project_slug is None:
-            return "", []
-        self.project_by_slug(project_slug)
-        return f" {keyword} p.slug = ?", [project_slug]
-
-    def list_logs(self, project_slug: str | None = None, *, level: str | None = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
-        """Log records, newest first. Raises NotFound for an unknown project."""
-        sql = ("SELECT p.slug, l.timestamp, l.level, l.body, l.trace_id, l.span_id, l.attributes FROM logs l "
-               "JOIN projects p ON p.id = l.project_id WHERE 1 = 1")
-        where, params = self._project_filter(project_slug, "AND")
-        sql += where
-        if level is not None:
-            sql += " AND l.level = ?"
-            params.append(level)
-        sql += " ORDER BY l.timestamp DESC, l.id DESC LIMIT ?"
-        params.append(limit)
-        names = ("project", "timestamp", "level", "body", "trace_id", "span_id", "attributes")
-        rows = [dict(zip(names, row)) for row in self._run(lambda c: c.execute(sql, params).fetchall())]
-        for row in rows:
-            row["attributes"] = orjson.loads(row["attributes"])
-        return rows
-
-    def detect_missed(self, now: float) -> int:
-        """Mark overdue monitors ``missed`` and overlong ``in_progress`` check-ins ``timeout``; return how many."""
-        return self._run(self._detect_missed, now)
-
-    def _detect_missed(self, conn: sqlite3.Connection, now: float) -> int:
-        conn.execute("BEGIN IMMEDIATE")
-        changed = 0
-        for project_id, slug, raw_config, next_expected in conn.execute(
-                "SELECT project_id, slug, config, next_expected FROM monitors WHERE next_expected IS NOT NULL "
-                "AND config IS NOT NULL").fetchall():
-            config = orjson.loads(raw_config)
-            margin = (config.get("checkin_margin") or 1) * 60
-            schedule = parse_schedule(config["schedule"], config["timezone"])
-            missed = 0
-            # Each expected time that passed its margin without a check-in is one missed check-in
-            # (bounded: a monitor that slept for long records at most 100 of them at once).
-            while next_expected + margin < now and missed < 100:
-                conn.execute("INSERT OR IGNORE INTO check_ins(project_id, check_in_id, monitor_slug, status, "
-                             "environment, duration, started, updated) VALUES (?, ?, ?, 'missed', 'production', NULL, ?, ?)",
-                             (project_id, uuid.uuid5(uuid.NAMESPACE_URL, f"{project_id}/{slug}/{next_expected}").hex,
-                              slug, next_expected, now))
-                next_expected = schedule.next_after(next_expected)
-                missed += 1
-            if missed:
-                conn.execute("UPDATE monitors SET status = 'missed', next_expected = ? WHERE project_id = ? AND slug = ?",
-                             (next_expected, project_id, slug))
-                changed += missed
-            max_runtime = config.get("max_runtime")
-            if max_runtime:
-                changed += conn.execute(
-                    "UPDATE check_ins SET status = 'timeout', updated = ? WHERE project_id = ? AND monitor_slug = ? "
-                    "AND status = 'in_progress' AND started < ?", (now, project_id, slug, now - max_runtime * 60)
-                ).rowcount
-        conn.execute("COMMIT")
-        return changed
-
-    def list_monitors(self) -> list[dict[str, Any]]:
-        """Every monitor with its status, schedule, last check-in, next expected time and recent check-ins."""
-        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            result = []
-            for project_id, slug, raw_config, status, last, expected in conn.execute(
-                    "SELECT project_id, slug, config, status, last_checkin, next_expected FROM monitors "
-                    "ORDER BY project_id, slug").fetchall():
-                recent = conn.execute("SELECT status, started, duration FROM check_ins WHERE project_id = ? AND "
-                                      "monitor_slug = ? ORDER BY started DESC LIMIT 10", (project_id, slug)).fetchall()
-                result.append({"project_id": project_id, "slug": slug, "status": status,
-                               "config": orjson.loads(raw_config) if raw_config else None, "last_checkin": last,
-                               "next_expected": expected,
-                               "recent": [{"status": r[0], "started": r[1], "duration": r[2]} for r in recent]})
-            return result
-        return self._run(run)
-
-    def list_attachments(self, event_id: str, project_id: int | None = None) -> list[dict[str, Any]]:
-        """The attachments of an event (of ``project_id``, or any project), without their data."""
-        event_id = stored_event_id(event_id)
-        # With a project the (project_id, event_id) index finds them without a scan.
-        where, params = ("project_id = ? AND event_id = ?", (project_id, event_id)) if project_id is not None \
-            else ("event_id = ?", (event_id,))
-        rows = self._run(lambda c: c.execute(
-            "SELECT id, project_id, event_id, filename, content_type, attachment_type, size, received FROM attachments "
-            f"WHERE {where} ORDER BY id", params).fetchall())
-        names = ("id", "project_id", "event_id", "filename", "content_type", "attachment_type", "size", "received")
-        return [dict(zip(names, row)) for row in rows]
-
-    def attachment_data(self, attachment_id: int) -> tuple[dict[str, Any], bytes]:
-        """One attachment's metadata and bytes. Raises NotFound."""
-        row = self._run(lambda c: c.execute(
-            "SELECT id, project_id, event_id, filename, content_type, attachment_type, size, data FROM attachments "
-            "WHERE id = ?", (attachment_id,)).fetchone())
-        if row is None:
-            raise NotFound(f"no attachment {attachment_id}")
-        names = ("id", "project_id", "event_id", "filename", "content_type", "attachment_type", "size")
-        return dict(zip(names, row[:7])), bytes(row[7])
-
-    def list_feedback(self, project_slug: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
-        """User reports and feedback, newest first, with the issue of the event they are about."""
-        sql = ("SELECT f.feedback_id, p.slug, f.kind, f.associated_event_id, e.issue_id, f.name, f.email, f.message, "
-               "f.url, f.received FROM feedback f JOIN projects p ON p.id = f.project_id "
-               "LEFT JOIN events e ON e.project_id = f.project_id AND e.event_id = f.associated_event_id")
-        where, params = self._project_filter(project_slug, "WHERE")
-        sql += where
-        sql += " ORDER BY f.received DESC LIMIT ?"
-        params.append(limit)
-        names = ("id", "project", "kind", "event_id", "issue_id", "name", "email", "message", "url", "received")
-        return [dict(zip(names, row)) for row in self._run(lambda c: c.execute(sql, params).fetchall())]
-
-    def release_health(self, project_slug: str | None = None) -> list[dict[str, Any]]:
-        """Per project, release and environment: session totals and the crash-free rate. Raises NotFound."""
-        sql = ("SELECT p.slug, h.release, h.environment, sum(started), sum(exited), sum(errored), sum(crashed), "
-               "sum(abnormal), min(minute), max(minute) FROM release_health h JOIN projects p ON p.id = h.project_id")
-        where, params = self._project_filter(project_slug, "WHERE")
-        sql += where
-        sql += " GROUP BY p.slug, h.release, h.environment ORDER BY max(minute) DESC"
-        rows = self._run(lambda c: c.execute(sql, params).fetchall())
-        result = []
-        for slug, release, environment, started, exited, errored, crashed, abnormal, first, last in rows:
-            result.append({
-                "project": slug, "release": release, "environment": environment, "started": started,
-                "exited": exited, "errored": errored, "crashed": crashed, "abnormal": abnormal,
-                "crash_free_rate": round(1 - crashed / started, 6) if started else None,
-                "first_seen": first, "last_seen": last,
-            })
-        return result
-
-    def _insert_event(self, conn: sqlite3.Connection, event: ProcessedEvent) -> bool:
-        data = event.data
-        body = (event.body if event.body is not None else orjson.dumps(data)).decode()
-        if event.item_type in ("user_report", "feedback"):
-            # A user report for an event replaces an earlier one (the user edited it), as in Sentry.
-            verb = "INSERT OR REPLACE" if event.item_type == "user_report" else "INSERT OR IGNORE"
-            cursor = conn.execute(
-                f"{verb} INTO feedback(project_id, feedback_id, kind, associated_event_id, name, email, message, url, "
-                "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.project_id, event.event_id, event.item_type, data.get("associated_event_id"), data.get("name"),
-                 data.get("email"), data.get("message"), data.get("url"), event.received),
-            )
-            return cursor.rowcount == 1
-        if event.item_type == "transaction":
-            start = data.get("start_timestamp")
-            duration = (event.timestamp - start) * 1000 if isinstance(start, (int, float)) else None
-            trace = (data.get("contexts") or {}).get("trace") or {}
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO transactions(project_id, event_id, name, op, start_timestamp, timestamp, "
-                "duration_ms, received, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.project_id, event.event_id, data.get("transaction"), trace.get("op"), start,
-                 event.timestamp, duration, event.received, body),
-            )
-            return cursor.rowcount == 1
-        if conn.execute(
-            "SELECT 1 FROM events WHERE project_id = ? AND event_id = ?", (event.project_id, event.event_id)
-        ).fetchone():
-            return False
-        issue_id = None
-        if event.group_hash is not None:
-            before = conn.execute("SELECT status, status_details, count FROM issues WHERE project_id = ? AND hash = ?",
-                                  (event.project_id, event.group_hash)).fetchone()
-            step = on_event(before, release=data.get("release"), now=event.received)
-            issue_id = conn.execute(
-                """INSERT INTO issues(project_id, hash, title, culprit, level, metadata, count, first_seen, last_seen, status)
-                   VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 'unresolved')
-                   ON CONFLICT(project_id, hash) DO UPDATE SET
-                     count = count + 1,
-                     title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
-                     culprit = CASE WHEN excluded.last_seen >= last_seen THEN excluded.culprit ELSE culprit END,
-                     level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
-                     metadata = CASE WHEN excluded.last_seen >= last_seen THEN excluded.metadata ELSE metadata END,
-                     first_seen = min(first_seen, excluded.first_seen),
-                     last_seen = max(last_seen, excluded.last_seen),
-                     status = ?, status_details = ?
-                   RETURNING id""",
-                (event.project_id, event.group_hash, event.title, event.culprit, event.level,
-                 orjson.dumps(event.metadata).decode(), event.timestamp, event.timestamp, step.status, step.details),
-            ).fetchone()[0]
-            if step.activity is not None:
-                record_activity(conn, issue_id, event.project_id, step.activity, event.event_id)
-        conn.execute(
-            "INSERT INTO events(project_id, event_id, issue_id, timestamp, received, level, title, platform, release, "
-            "environment, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (event.project_id, event.event_id, issue_id, event.timestamp, event.received, event.level, event.title,
-             data.get("platform"), data.get("release"), data.get("environment"), body),
-        )
-        # Only with a newly stored event: a redelivered one already has its attachments.
-        conn.executemany(
-            "INSERT INTO attachments(project_id, event_id, filename, content_type, attachment_type, size, data, "
-            "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(event.project_id, event.event_id, a.filename, a.content_type, a.attachment_type, len(a.data), a.data,
-              event.received) for a in event.attachments],
-        )
-        return True
-
-    # -- kill-switches --------------------------------------------------------------------------
-
-    def killswitch_values(self) -> dict[str, list]:
-        """Return ``{name: value}`` of every stored kill-switch, values as decoded JSON (unvalidated).
-
-        A read-only store on a file older than the killswitches table has none: returns ``{}``.
-        """
-
-        def run(conn: sqlite3.Connection) -> dict[str, list]:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'killswitches'").fetchone() is None:
-                return {}
-            return {row[0]: orjson.loads(row[1]) for row in conn.execute("SELECT name, value FROM killswitches")}
-
-        try:
-            return self._run(run)
-        except orjson.JSONDecodeError as exc:
-            raise StorageError(f"store {self.path}: a kill-switch value is not JSON: {exc}") from exc
-
-    def set_killswitch(self, name: str, conditions: list[dict[str, Any]]) -> None:
-        """Store a kill-switch's value (a JSON-serializable list, validated by the caller); ``[]`` disables it."""
-        value = orjson.dumps(conditions).decode()
-        self._run(lambda c: c.execute(
-            "INSERT INTO killswitches(name, value, updated) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-            (name, value, _now()),
-        ))
-
-    # -- reads for the CLI and API --------------------------------------------------------------
-
-    def list_issues(self, project_slug: str | None = None, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Return issues, most recently seen first, optionally for one project. Raises NotFound."""
-        sql = f"SELECT {ISSUE_COLUMNS} FROM issues i JOIN projects p ON p.id = i.project_id"
-        where, params = self._project_filter(project_slug, "WHERE")
-        sql += where
-        sql += " ORDER BY i.last_seen DESC, i.id DESC LIMIT ? OFFSET ?"
-        params += [limit, offset]
-        rows = self._run(lambda c: c.execute(sql, params).fetchall())
-        return [_issue_row(row) for row in rows]
-
-    def get_issue(self, issue_id: int) -> dict[str, Any]:
-        """Return one issue. Raises NotFound."""
-        row = self._run(lambda c: c.execute(
-            f"SELECT {ISSUE_COLUMNS} FROM issues i JOIN projects p ON p.id = i.project_id WHERE i.id = ?",
-            (issue_id,),
-        ).fetchone())
-        if row is None:
-            raise NotFound(f"no issue {issue_id}")
-        return _issue_row(row)
-
-    def get_event(self, event_id: str) -> dict[str, Any]:
-        """Return a stored event or transaction by id (any project). Raises NotFound."""
-        event_id = stored_event_id(event_id)
-
-        def run(conn: sqlite3.Connection) -> Any:
-            row = conn.execute(
-                "SELECT project_id, event_id, issue_id, 'event' AS kind, data FROM events WHERE event_id = ?", (event_id,)
-            ).fetchone()
-            return row or conn.execute(
-                "SELECT project_id, event_id, NULL AS issue_id, 'transaction' AS kind, data FROM transactions "
-                "WHERE event_id = ?", (event_id,)
-            ).fetchone()
-
-        row = self._run(run)
-        if row is None:
-            raise NotFound(f"no event {event_id}")
-        return {"project_id": row[0], "event_id": row[1], "issue_id": row[2], "kind": row[3], "data": orjson.loads(row[4])}
-
-    def latest_event(self, issue_id: int) -> dict[str, Any]:
-        """Return the newest event of an issue. Raises NotFound."""
-        row = self._run(lambda c: c.execute(
-            "SELECT project_id, event_id, issue_id, data FROM events WHERE issue_id = ? "
-            "ORDER BY timestamp DESC, rowid DESC LIMIT 1", (issue_id,)
-        ).fetchone())
-        if row is None:
-            raise NotFound(f"no events for issue {issue_id}")
-        return {"project_id": row[0], "event_id": row[1], "issue_id": row[2], "data": orjson.loads(row[3])}
-
-    def counts(self) -> dict[str, int]:
-        """Return row counts of the main tables (events, transactions, issues)."""
-        def run(conn: sqlite3.Connection) -> dict[str, int]:
-            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "transactions", "issues")}
-        return self._run(run)
-
-    def outcome_series(self, project_ids: list[int] | None, start: int, end: int, interval: int,
-                       group_by: tuple[str, ...]) -> list[dict[str, Any]]:
-        """Outcome quantities summed per ``interval`` seconds in [start, end), grouped by columns of
-        ``group_by`` (any of project, outcome, reason, category). Rows: {"bucket", <groups>, "quantity"}."""
-        columns = {"project": "project_id", "outcome": "outcome", "reason": "reason", "category": "category"}
-        selected = [columns[name] for name in group_by]
-        sql = (f"SELECT (timestamp / {int(interval)}) * {int(interval)} AS bucket"
-               + "".join(f", {column}" for column in selected)
-               + ", sum(quantity) FROM outcomes WHERE timestamp >= ? AND timestamp < ?")
-        params: list[Any] = [start, end]
-        if project_ids is not None:
-            sql += f" AND project_id IN ({', '.join('?' * len(project_ids))})"
-            params += project_ids
-        sql += " GROUP BY bucket" + "".join(f", {column}" for column in selected) + " ORDER BY bucket"
-        rows = self._run(lambda c: c.execute(sql, params).fetchall())
-        result = []
-        for row in rows:
-            entry: dict[str, Any] = {"bucket": row[0], "quantity": row[-1]}
-            for name, value in zip(group_by, row[1:-1]):
-                entry[name] = Outcome(value).name.lower() if name == "outcome" else value
-            result.append(entry)
-        return result
-
-    def outcome_totals(self) -> list[dict[str, Any]]:
-        """Return outcome quantities summed over time, per project, outcome, reason and category."""
-        rows = self._run(lambda c: c.execute(
-            "SELECT project_id, outcome, reason, category, sum(quantity) FROM outcomes "
-            "GROUP BY project_id, outcome, reason, category ORDER BY project_id, outcome, category, reason"
-        ).fetchall())
-        return [{"project_id": r[0], "outcome": Outcome(r[1]).name.lower(), "reason": r[2], "category": r[3],
-                 "quantity": r[4]} for r in rows]
 
 
 def _issue_row(row: sqlite3.Row) -> dict[str, Any]:
