@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from aiosmtpd.controller import Controller
 
@@ -97,13 +96,3 @@ class SmtpReceiver:
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
 
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll ``predicate`` (bounded); return its first truthy value or fail the test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")

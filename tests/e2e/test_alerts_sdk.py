@@ -15,9 +15,9 @@ from sentry_sdk.crons import capture_checkin
 
 from minisentry.backends.sqlite import SqliteStore
 
-from ..alerts.receivers import SmtpReceiver, WebhookReceiver, wait_until
+from ..alerts.receivers import SmtpReceiver, WebhookReceiver
 from ..conftest import ServerProcess, base_config, write_config
-from .test_sdk import close_sdk, init_sdk
+from .test_sdk import close_sdk, init_sdk, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -66,15 +66,15 @@ def test_a_new_issue_reaches_webhook_slack_and_email_then_a_regression(tmp_path,
         try:
             fail_checkout()
             sentry_sdk.flush(timeout=10)
-            (created,) = wait_until(lambda: hooks.accepted("/hook"))
+            (created,) = wait_for(timeout=20, predicate=lambda: hooks.accepted("/hook"))
             issue = created["data"]["issue"]
             assert created["action"] == "created" and issue["title"] == "KeyError: 'total'"
             assert issue["project"]["slug"] == "demo" and issue["url"].endswith(f"/ui/issues/{issue['id']}/")
-            (slack,) = wait_until(lambda: hooks.accepted("/slack"))
+            (slack,) = wait_for(timeout=20, predicate=lambda: hooks.accepted("/slack"))
             assert slack["text"] == "New issue in demo: KeyError: 'total'"
             assert [block["type"] for block in slack["blocks"]] == ["section", "context"]
-            assert f"|KeyError: 'total'>" in slack["blocks"][0]["text"]["text"]
-            (mail,) = wait_until(lambda: smtp.messages)
+            assert "|KeyError: 'total'>" in slack["blocks"][0]["text"]["text"]
+            (mail,) = wait_for(timeout=20, predicate=lambda: smtp.messages)
             assert mail["Subject"] == "[minisentry] New issue in demo: KeyError: 'total'"
             assert mail["To"] == "ops@example.com, dev@example.com" and mail["From"] == "minisentry@example.com"
             assert issue["url"] in mail.get_payload()
@@ -83,9 +83,9 @@ def test_a_new_issue_reaches_webhook_slack_and_email_then_a_regression(tmp_path,
                 store.set_issue_status(int(issue["id"]), "resolved")
             fail_checkout()
             sentry_sdk.flush(timeout=10)
-            regression = wait_until(lambda: hooks.accepted("/hook")[1:])[0]
+            regression = wait_for(timeout=20, predicate=lambda: hooks.accepted("/hook")[1:])[0]
             assert regression["action"] == "regression" and regression["data"]["issue"]["id"] == issue["id"]
-            wait_until(lambda: len(smtp.messages) == 2)
+            wait_for(timeout=20, predicate=lambda: len(smtp.messages) == 2)
             assert smtp.messages[1]["Subject"] == "[minisentry] Regression in demo: KeyError: 'total'"
         finally:
             close_sdk()
@@ -100,7 +100,7 @@ def test_an_error_check_in_alerts(start):
             check_in_id = capture_checkin(monitor_slug="nightly-report", status="in_progress", monitor_config=config)
             capture_checkin(monitor_slug="nightly-report", check_in_id=check_in_id, status="error", duration=3.2)
             sentry_sdk.flush(timeout=10)
-            (alert,) = wait_until(hooks.accepted)
+            (alert,) = wait_for(hooks.accepted, timeout=20)
             assert alert["action"] == "monitor_failed" and alert["data"]["monitor"]["status"] == "error"
             assert alert["data"]["monitor"]["slug"] == "nightly-report"
             assert alert["data"]["monitor"]["schedule"]["value"] == "*/5 * * * *"
@@ -116,7 +116,7 @@ def test_a_restart_neither_resends_nor_loses_alerts(start):
         try:
             fail_checkout()
             sentry_sdk.flush(timeout=10)
-            wait_until(hooks.accepted)  # the 500 was retried
+            wait_for(hooks.accepted, timeout=20)  # the 500 was retried
             code, out, err = server.stop(signal.SIGTERM)
             assert code == 0, err[-2000:]
             assert "given up" not in err
@@ -124,10 +124,10 @@ def test_a_restart_neither_resends_nor_loses_alerts(start):
             init_sdk(server.dsn())
             sentry_sdk.capture_message("after the restart", level="error")
             sentry_sdk.flush(timeout=10)
-            wait_until(lambda: len(hooks.accepted()) == 2)
+            wait_for(timeout=20, predicate=lambda: len(hooks.accepted()) == 2)
             assert [a["data"]["issue"]["title"] for a in hooks.accepted()] == ["KeyError: 'total'",
                                                                                 "after the restart"]
-            wait_until(lambda: "minisentry_alerts_sent_total 1" in httpx.get(f"{server.url}/metrics").text)
+            wait_for(timeout=20, predicate=lambda: "minisentry_alerts_sent_total 1" in httpx.get(f"{server.url}/metrics").text)
         finally:
             close_sdk()
 
