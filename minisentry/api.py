@@ -116,7 +116,7 @@ class WebApi:
         self.store = store
         self.writer = writer
         self.organization = organization
-        self.auth = ApiAuth(tokens, writer)
+        self.auth = ApiAuth(tokens, writer, reader=store)
         #: Plugins' read routes by name (``minisentry_register_api_routes``).
         self.plugin_routes = plugin_routes or {}
 

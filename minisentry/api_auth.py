@@ -20,6 +20,7 @@ import anyio
 
 from .errors import AuthForbidden, AuthMissing
 from .httpserver import Request
+from .backends.sqlite_tokens import token_is_stale
 
 __all__ = ["SCOPES", "CONFIG_TOKEN_SCOPES", "Principal", "ApiAuth", "check_bearer", "bearer_token",
            "hash_token", "new_token", "parse_scopes"]
@@ -92,29 +93,38 @@ def check_bearer(request: Request, tokens: list[bytes]) -> None:
     """Check the bearer token against ``tokens`` (config tokens) in constant time.
 
     Raises AuthMissing (401) without a token, AuthForbidden (403) for another one."""
-    given = bearer_token(request).encode()
-    # Every token is compared (no early exit), so the time taken does not say which one was close.
-    if not [known for known in tokens if hmac.compare_digest(given, known)]:
+    if not _is_config_token(bearer_token(request), tokens):
         raise AuthForbidden("invalid token")
+
+
+def _is_config_token(token: str, tokens: list[bytes]) -> bool:
+    given = token.encode()
+    # Every token is compared (no early exit), so the time taken does not say which one was close.
+    return bool([known for known in tokens if hmac.compare_digest(given, known)])
 
 
 class ApiAuth:
     """Finds the Principal of a request: a config token, or a stored one (store calls in a worker thread)."""
 
-    def __init__(self, config_tokens: list[str], store: Any = None) -> None:
+    def __init__(self, config_tokens: list[str], store: Any = None, reader: Any = None) -> None:
         self.config_tokens = [token.encode() for token in config_tokens]
         #: The writable store holding ``api_tokens`` (None, or one without it: config tokens only).
-        self.store = store if hasattr(store, "api_token_by_hash") else None
+        self.store = store if hasattr(store, "find_api_token") else None
+        #: Where tokens are looked up: the read-only store when there is one, so an API request
+        #: does not wait for the lock the store stage writes events under; ``last_used`` is written
+        #: on the writable store, at most once a minute per token.
+        self.reader = reader if hasattr(reader, "find_api_token") else self.store
 
     async def authenticate(self, request: Request) -> Principal:
         """Return who is calling. Raises AuthMissing (401), AuthForbidden (403 for an unknown or
         revoked token), StorageError."""
         token = bearer_token(request)
-        given = token.encode()
-        if [known for known in self.config_tokens if hmac.compare_digest(given, known)]:
+        if _is_config_token(token, self.config_tokens):
             return Principal("config", CONFIG_TOKEN_SCOPES)
         if self.store is not None and len(token) <= _MAX_TOKEN:
-            row = await anyio.to_thread.run_sync(self.store.api_token_by_hash, hash_token(token))
-            if row is not None:
-                return Principal(row["name"], tuple(row["scopes"]))
+            found = await anyio.to_thread.run_sync(self.reader.find_api_token, hash_token(token))
+            if found is not None:
+                if token_is_stale(found):
+                    await anyio.to_thread.run_sync(self.store.touch_api_token, found["id"])
+                return Principal(found["name"], tuple(found["scopes"]))
         raise AuthForbidden("invalid token")

@@ -16,10 +16,10 @@ from typing import Any
 
 from ..errors import NotFound, TokenExists
 
-__all__ = ["TokensMixin", "create_token_tables"]
+__all__ = ["TokensMixin", "create_token_tables", "token_is_stale", "TOUCH_EVERY"]
 
 #: ``last_used`` is written at most this often per token, so reads do not turn into a write each.
-_TOUCH_EVERY = 60.0
+TOUCH_EVERY = 60.0
 
 
 def create_token_tables(db: Any) -> None:
@@ -55,17 +55,32 @@ class TokensMixin:
         if deleted == 0:
             raise NotFound(f"no token named {name!r}")
 
+    def find_api_token(self, token_hash: str) -> dict[str, Any] | None:
+        """The token with this hash as ``{"id", "name", "scopes", "last_used"}``, or None.
+
+        A plain read (works on the read-only store). Raises StorageError.
+        """
+        row = self._run(lambda c: c.execute(  # type: ignore[attr-defined]
+            "SELECT id, name, scopes, last_used FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone())
+        return None if row is None else {"id": row[0], "name": row[1], "scopes": row[2].split(), "last_used": row[3]}
+
+    def touch_api_token(self, token_id: int, now: float | None = None) -> None:
+        """Record that the token was used now. Raises StorageError."""
+        self._run(lambda c: c.execute(  # type: ignore[attr-defined]
+            "UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time() if now is None else now, token_id)))
+
     def api_token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
         """The token with this hash as ``{"name", "scopes"}``, or None; records its use (at most once a
-        minute). Raises StorageError."""
-        now = time.time()
+        minute, TOUCH_EVERY). Raises StorageError."""
+        token = self.find_api_token(token_hash)
+        if token is None:
+            return None
+        if token_is_stale(token):
+            self.touch_api_token(token["id"])
+        return {"name": token["name"], "scopes": token["scopes"]}
 
-        def run(conn: sqlite3.Connection) -> Any:
-            row = conn.execute("SELECT id, name, scopes, last_used FROM api_tokens WHERE token_hash = ?",
-                               (token_hash,)).fetchone()
-            if row is not None and (row[3] is None or now - row[3] >= _TOUCH_EVERY):
-                conn.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (now, row[0]))
-            return row
 
-        row = self._run(run)  # type: ignore[attr-defined]
-        return None if row is None else {"name": row[1], "scopes": row[2].split()}
+def token_is_stale(token: dict[str, Any], now: float | None = None) -> bool:
+    """Whether a found token's ``last_used`` is older than TOUCH_EVERY (or never set)."""
+    last = token["last_used"]
+    return last is None or (time.time() if now is None else now) - last >= TOUCH_EVERY
