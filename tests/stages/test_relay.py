@@ -308,3 +308,46 @@ async def test_attachment_limits_per_envelope(make_config):
         assert (await post(client, body)).status_code == 200
         await pipeline.flush()
         assert len(await anyio.to_thread.run_sync(pipeline.store.list_attachments, event_id)) == 2
+
+
+async def test_minidump_parsing_runs_beside_the_event_loop_two_at_a_time(make_config):
+    """At the limit of two uploads parsing at once, a third waits its turn; envelopes keep flowing."""
+    dump = b"MDMP\x93\xa7\x00\x00" + bytes(range(256))
+    release = threading.Event()
+    inside: list[int] = []
+    lock = threading.Lock()
+    most = [0]
+    async with running_pipeline(make_config()) as pipeline, client_for(pipeline) as client:
+        parse = pipeline.relay._parse
+
+        def slow_parse(body, endpoint, content_type=None):
+            if endpoint == "minidump":
+                with lock:
+                    inside.append(1)
+                    most[0] = max(most[0], len(inside))
+                release.wait(10)  # a worker thread: the event loop is not held
+                with lock:
+                    inside.pop()
+            return parse(body, endpoint, content_type)
+
+        pipeline.relay._parse = slow_parse
+        statuses: list[int] = []
+
+        async def upload() -> None:
+            response = await client.post("/api/1/minidump/", params={"sentry_key": KEY},
+                                         files={"upload_file_minidump": ("crash.dmp", dump)})
+            statuses.append(response.status_code)
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(upload)
+                while len(inside) < 2:
+                    await anyio.sleep(0.01)
+                await anyio.sleep(0.2)
+                assert len(inside) == 2  # the third upload waits for a slot
+                event_id, body = event_envelope()
+                assert (await post(client, body)).status_code == 200  # the front door still answers
+                release.set()
+        assert statuses == [200, 200, 200] and most[0] == 2
+        assert event_id in await stored_ids(pipeline)
