@@ -15,7 +15,6 @@ store's schema stays about events. Every method blocks (SQLite, files): call it 
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .bundle_format import Bundle, parse_bundle, read_member
-from .chunks import ChunkStore
+from .chunks import ChunkStore, write_atomically
 from .config_sourcemaps import SourcemapsConfig
 from .artifact_index import ArtifactIndex
 from .errors import ArtifactError, BadRequest, PayloadTooLarge, StorageError
@@ -141,14 +140,7 @@ class ArtifactStore:
                 if used + len(data) > config.max_store_bytes:
                     raise PayloadTooLarge(f"the artifact store is full (sourcemaps.max_store_bytes = "
                                           f"{config.max_store_bytes}); remove old bundles")
-                target = self.bundles / f"{checksum}.zip"
-                temp = self.bundles / f".{checksum}.{os.getpid()}.tmp"
-                try:
-                    temp.write_bytes(data)
-                    os.replace(temp, target)
-                except OSError as exc:
-                    temp.unlink(missing_ok=True)
-                    raise StorageError(f"cannot store bundle {checksum}: {exc}") from exc
+                write_atomically(self.bundles / f"{checksum}.zip", data, f"bundle {checksum}")
             self._index(checksum, len(data), bundle, project_ids, release, dist)
         return bundle
 

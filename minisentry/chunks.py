@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import time
 import zlib
 from pathlib import Path
 
 from .errors import BadRequest, PayloadTooLarge, StorageError
 
-__all__ = ["ChunkStore", "SHA1_RE", "gunzip_limited"]
+__all__ = ["ChunkStore", "SHA1_RE", "gunzip_limited", "write_atomically"]
 
 SHA1_RE = re.compile(r"[0-9a-f]{40}")
 
@@ -103,13 +104,7 @@ class ChunkStore:
             if used + incoming > self.max_bytes:
                 raise PayloadTooLarge(f"the chunk store is full ({self.max_bytes} bytes): assemble or retry later")
         for checksum, data in new:
-            temp = self.dir / f".{checksum}.{os.getpid()}.tmp"
-            try:
-                temp.write_bytes(data)
-                os.replace(temp, self._path(checksum))
-            except OSError as exc:
-                temp.unlink(missing_ok=True)
-                raise StorageError(f"cannot store chunk {checksum}: {exc}") from exc
+            write_atomically(self._path(checksum), data, f"chunk {checksum}")
 
     def _expire(self, entries: list[tuple[float, int, Path]]) -> int:
         """Remove chunks older than ``max_age``; return the bytes freed."""
@@ -132,3 +127,18 @@ class ChunkStore:
         """Remove chunks (those already gone are ignored)."""
         for checksum in checksums:
             self._path(checksum).unlink(missing_ok=True)
+
+
+def write_atomically(target: Path, data: bytes, what: str) -> None:
+    """Write ``data`` to ``target`` through a temporary file beside it and a rename, so readers
+    (and other processes) see the whole file or none. Blocks on disk I/O.
+
+    Raises StorageError naming ``what`` (the temporary file is removed).
+    """
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StorageError(f"cannot store {what}: {exc}") from exc

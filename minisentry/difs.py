@@ -14,7 +14,6 @@ Every method blocks (SQLite, files, parsing): call it from a worker thread.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .chunks import ChunkStore
+from .chunks import ChunkStore, write_atomically
 from .config_native import NativeConfig
 from .difparse import DifInfo, DifObject, parse_dif
 from .artifact_index import ArtifactIndex
@@ -144,13 +143,7 @@ class DifStore:
                 if used + len(data) > config.max_store_bytes:
                     raise ArtifactError(f"the debug-file store is full (native.max_store_bytes = "
                                         f"{config.max_store_bytes}); remove old debug files")
-                temp = self.dir / f".{checksum}.{os.getpid()}.{threading.get_ident()}.tmp"
-                try:
-                    temp.write_bytes(data)
-                    os.replace(temp, self.path(checksum))
-                except OSError as exc:
-                    temp.unlink(missing_ok=True)
-                    raise StorageError(f"cannot store debug file {checksum}: {exc}") from exc
+                write_atomically(self.path(checksum), data, f"debug file {checksum}")
             self._index(checksum, len(data), name, info, project_ids)
         return info
 
