@@ -253,9 +253,7 @@ class Relay:
             relay_id = self.relays.verify(request.headers, request.body)
         key = key_from_headers(request.headers) or key_from_query(request.query)
         if key is not None:
-            key = check_key_format(key)
-            await self.keys.ensure(key)
-            project_id = self.keys.project_of(key, project_id)
+            key, project_id = await self.project_of_key(key, project_id)
         if endpoint == "minidump":
             # A compressed dump may inflate to max_attachments_bytes: off the event loop, and only a
             # few at a time, so uploads cannot stall the front door or pile up inflated copies.
@@ -268,9 +266,7 @@ class Relay:
             dsn_key = key_from_dsn(envelope.headers.get("dsn"))
             if dsn_key is None:
                 raise AuthMissing("missing authorization information")
-            key = check_key_format(dsn_key)
-            await self.keys.ensure(key)
-            project_id = self.keys.project_of(key, project_id)
+            key, project_id = await self.project_of_key(dsn_key, project_id)
         if self.plugin_items:
             envelope = drop_oversized(self, envelope, project_id)
         announce = ""
@@ -318,14 +314,20 @@ class Relay:
                               rate_limits=result.header())
         return Envelope(envelope.headers, kept)
 
+    async def project_of_key(self, key: str, project_id: int) -> tuple[str, int]:
+        """Check a public key's format, make sure it is known (may ask the upstream) and return it
+        with its project. Raises AuthForbidden (malformed, unknown or disabled key, or a key of
+        another project), PipelineFull (upstream unreachable)."""
+        key = check_key_format(key)
+        await self.keys.ensure(key)
+        return key, self.keys.project_of(key, project_id)
+
     async def _security(self, request: Request, project_id: int) -> None:
         """Browser CSP reports (key in the query string, as browsers cannot set headers)."""
         key = key_from_query(request.query) or key_from_headers(request.headers)
         if key is None:
             raise AuthMissing("missing authorization information: add ?sentry_key=<public key>")
-        key = check_key_format(key)
-        await self.keys.ensure(key)
-        project_id = self.keys.project_of(key, project_id)
+        key, project_id = await self.project_of_key(key, project_id)
         events = csp_events(request.body, request.headers.get("user-agent"))
         for event in events:
             envelope = Envelope({"event_id": event["event_id"]}, [Item({"type": "security"}, orjson.dumps(event))])

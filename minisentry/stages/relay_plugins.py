@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from ..auth import check_key_format, key_from_headers, key_from_query
+from ..auth import key_from_headers, key_from_query
 from ..clientip import client_ip
 from ..envelope import Envelope, Item
 from ..errors import AuthMissing, BadRequest, InvalidItem, PayloadTooLarge
@@ -34,9 +34,7 @@ async def plugin_endpoint(relay: "Relay", request: Request, project_id: int, end
     key = key_from_headers(request.headers) or key_from_query(request.query)
     if key is None:
         raise AuthMissing("missing authorization information: send X-Sentry-Auth or ?sentry_key=<public key>")
-    key = check_key_format(key)
-    await relay.keys.ensure(key)
-    project_id = relay.keys.project_of(key, project_id)
+    key, project_id = await relay.project_of_key(key, project_id)
     items = relay.plugin_items
     item_type = endpoint.item_type
     category = category_of_item(item_type)
