@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
 import anyio
 import httpx
@@ -132,6 +134,30 @@ async def test_worker_processes_store_the_same_as_in_process(make_config, tmp_pa
                             [sorted(event) for event in data])
     assert results[0] == results[2]
     assert len(results[2][0]) == 29 and results[2][2] == 1
+
+
+def _worker_children() -> list[int]:
+    """Pids of this process's live children that run anyio's process-worker module."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"anyio.to_process" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+async def test_worker_processes_start_with_the_pipeline_not_with_the_first_event(make_config):
+    """Starting a worker costs ~0.5 s of CPU: it is paid at startup, before any event arrives."""
+    async with running_pipeline(make_config(stages={"process_workers": 2}), http=False) as pipeline:
+        with anyio.fail_after(30):
+            while len(_worker_children()) < 2:
+                await anyio.sleep(0.05)
+        assert len(_worker_children()) == 2
+        assert (await anyio.to_thread.run_sync(pipeline.store.counts))["events"] == 0
 
 
 async def test_a_broken_worker_process_loses_no_batch(make_config, monkeypatch):

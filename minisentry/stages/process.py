@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -243,6 +244,18 @@ def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | 
             for result in _process_batch(messages, switches, settings)]
 
 
+def warm_worker() -> int:
+    """Run once in each new worker process: build the default scrubber and a normalizer. Blocks on CPU.
+
+    Importing this module (what unpickling this function does) and compiling the scrubber's
+    patterns cost ~0.5 s of CPU per process; paid at startup, the first events do not wait for it.
+    Returns the worker's pid.
+    """
+    scrubber_for(ScrubbingSettings())
+    _normalizer(0)
+    return os.getpid()
+
+
 def batch_settings(messages: list[EventMessage], ctx: StageContext) -> BatchSettings:
     """Each project's effective (scrubbing, filters) for the events of a batch. Never blocks on I/O."""
     project_settings = ctx.settings
@@ -265,6 +278,27 @@ class ProcessStage:
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers
         self._limiter = anyio.CapacityLimiter(workers) if workers else None
+        self._warmed = False
+
+    async def warm(self) -> None:
+        """Start every worker process now (once per stage), so the first events do not pay for it.
+
+        Blocks until they are up; a worker that fails to start is logged and started again on demand.
+        """
+        if self._limiter is None or self._warmed:
+            return
+        self._warmed = True
+
+        async def start_one() -> None:
+            try:
+                await anyio.to_process.run_sync(warm_worker, limiter=self._limiter)
+            except BrokenWorkerProcess:
+                log.exception("a process worker failed to start; it is started again when needed")
+
+        # Concurrent calls: each finds no idle worker and starts its own.
+        async with anyio.create_task_group() as group:
+            for _ in range(self.workers):
+                group.start_soon(start_one)
 
     async def _run_batch(self, messages: list[EventMessage], ctx: StageContext) -> list:
         switches = ctx.killswitches
@@ -287,6 +321,7 @@ class ProcessStage:
     async def run(self, inbox: ChannelReceiver, outbox: ChannelSender, ctx: StageContext) -> None:
         """Consume ``inbox`` until it ends; closes ``outbox`` on return."""
         async with inbox, outbox:
+            await self.warm()
             while batch := await receive_batch(inbox, BATCH):
                 events = [d for d in batch if isinstance(d.message, EventMessage)]
                 results = await self._run_batch([d.message for d in events], ctx) if events else []
