@@ -10,12 +10,21 @@ Embed it::
             await anyio.sleep_forever()
 """
 
-from . import errors
-from .app import Pipeline
-from .config import Config, config_from_dict, load_config
-from .envelope import Envelope, Item, parse_envelope, serialize_envelope
-from .hookspecs import hookimpl
-from .outcomes import Outcome
+import os
+
+# sentry-relay turns on Rust backtraces (RUST_BACKTRACE=1) when imported, and Relay then captures
+# one for every error it reports: ~70 ms of CPU for each malformed event payload, which would let
+# a flood of junk events starve the workers. The error messages we keep do not need them; someone
+# debugging Relay can still set RUST_LIB_BACKTRACE=1. Set before anything calls into Relay, since
+# Rust reads it once.
+os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
+
+from . import errors  # noqa: E402
+from .app import Pipeline  # noqa: E402
+from .config import Config, config_from_dict, load_config  # noqa: E402
+from .envelope import Envelope, Item, parse_envelope, serialize_envelope  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+from .outcomes import Outcome  # noqa: E402
 
 __all__ = [
     "Pipeline",

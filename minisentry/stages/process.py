@@ -1,6 +1,6 @@
 """The process stage: normalize each event with Relay's own rules, then group it into an issue.
 
-Normalization uses ``sentry_relay.StoreNormalizer`` (Sentry's Rust normalizer, which parses the raw
+Normalization uses ``sentry_relay.StoreNormalizer`` through ``normalizer.py`` (Sentry's Rust normalizer, which parses the raw
 payload once); inbound filters drop what the project does not want (``[filters]``, outcome
 ``filtered`` with Sentry's reason key); then the event is scrubbed of PII (``scrubbing.py``, ``[scrubbing]``: an event that
 cannot be scrubbed is never stored, outcome ``invalid``/``scrubbing_failed``); grouping uses
@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,7 +31,6 @@ from typing import Any
 import anyio
 import orjson
 from anyio import BrokenWorkerProcess
-from sentry_relay import StoreNormalizer
 from sentry_relay.exceptions import RelayError
 
 from ..channels import ChannelReceiver, ChannelSender, receive_batch
@@ -44,6 +42,7 @@ from ..errors import ScrubbingError
 from ..grouping import Grouping, compute_grouping
 from ..killswitches import KillSwitches
 from ..messages import EventMessage, ProcessedEvent
+from ..normalizer import normalize, normalizer_for
 from ..outcomes import Outcome, category_of_item
 from ..plugin_items import apply_processors, processor_count
 from ..filters import FilterSettings, should_filter
@@ -72,32 +71,6 @@ class Rejected:
     outcome: Outcome = Outcome.INVALID
 
 
-#: Timestamps further ahead than this are set to the time received (Relay's default: 1 minute).
-MAX_SECS_IN_FUTURE = 60
-#: Timestamps further back than this are set to the time received (Relay's default: 30 days).
-MAX_SECS_IN_PAST = 30 * 86400
-
-_local = threading.local()
-#: Normalizers cached per project in each worker thread; the cache is cleared when it reaches this.
-MAX_CACHED_NORMALIZERS = 1024
-
-
-def _normalizer(project_id: int) -> StoreNormalizer:
-    cache = getattr(_local, "normalizers", None)
-    if cache is None:
-        cache = _local.normalizers = {}
-    normalizer = cache.get(project_id)
-    if normalizer is None:
-        if len(cache) >= MAX_CACHED_NORMALIZERS:
-            cache = _local.normalizers = {}
-        # Building one parses its JSON config in Rust: worth reusing for every event of a project.
-        normalizer = cache[project_id] = StoreNormalizer(
-            project_id=project_id, enable_trimming=True, normalize_user_agent=True,
-            max_secs_in_future=MAX_SECS_IN_FUTURE, max_secs_in_past=MAX_SECS_IN_PAST,
-        )
-    return normalizer
-
-
 def _normalize(message: EventMessage) -> dict | None:
     payload = message.payload
     drift = drift_of(message.sent_at, message.received)
@@ -107,7 +80,7 @@ def _normalize(message: EventMessage) -> dict | None:
         raw = peek(payload)
         if raw is not None:
             payload = orjson.dumps(correct_drift(raw, drift, message.sent_at, message.received))
-    data = _normalizer(message.project_id).normalize_event(raw_event=payload, json_loads=orjson.loads)
+    data = normalize(message.project_id, payload)
     if not isinstance(data, dict) or (data.get("_meta") or {}).get(""):
         return None  # the payload was JSON but not an event object
     # The relay's clock, not the normalizer's moment of work, says when the event arrived.
@@ -252,7 +225,7 @@ def warm_worker() -> int:
     Returns the worker's pid.
     """
     scrubber_for(ScrubbingSettings())
-    _normalizer(0)
+    normalizer_for(0)
     return os.getpid()
 
 

@@ -281,17 +281,17 @@ async def test_refused_requests_count_invalid_outcomes_only_when_authenticated(m
 
 
 def test_normalizer_cache_is_bounded(monkeypatch):
-    from minisentry.stages import process
+    from minisentry import normalizer
 
-    monkeypatch.setattr(process, "MAX_CACHED_NORMALIZERS", 3)
-    monkeypatch.setattr(process._local, "normalizers", {}, raising=False)
+    monkeypatch.setattr(normalizer, "MAX_CACHED_NORMALIZERS", 3)
+    monkeypatch.setattr(normalizer._local, "normalizers", {}, raising=False)
     for project_id in range(1, 4):
-        process._normalizer(project_id)
-    assert len(process._local.normalizers) == 3
-    first = process._normalizer(1)  # already cached: the same object
-    assert first is process._local.normalizers[1]
-    process._normalizer(99)  # at the limit: the cache starts over with just the new project
-    assert list(process._local.normalizers) == [99]
+        normalizer.normalizer_for(project_id)
+    assert len(normalizer._local.normalizers) == 3
+    first = normalizer.normalizer_for(1)  # already cached: the same object
+    assert first is normalizer._local.normalizers[1]
+    normalizer.normalizer_for(99)  # at the limit: the cache starts over with just the new project
+    assert list(normalizer._local.normalizers) == [99]
 
 
 async def test_attachment_limits_per_envelope(make_config):
