@@ -69,8 +69,6 @@ _ESCAPED_SPACE_DIGIT = re.compile(rb"\\(?:[nrtf]|u000b)[0-9]")
 # JSON values ("}", "]") become "," so that a number's end looks the same everywhere.
 _SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz}]",
                          b"0" * 10 + b"A" * 26 + b"a" * 26 + b",,")
-# A number with an exponent ("1e16", "5e-7") ends in "a0,"..., or has "0a-0", in the skeleton.
-_EXPONENT_HINTS = (b"a0,", b"a00,", b"a000,", b"0a-0")
 _DIGIT_OR_DOT = frozenset(b"0.")
 _DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
 _CARD = b"0" * 15  # the shortest card (Amex) once separators are gone
@@ -125,22 +123,29 @@ class Precheck:
         """
         if b"\\u0000" in dump:
             return True  # Relay drops NULs before matching, which can join two halves of a match
-        shape = dump.translate(_SHAPE)
-        if not floats_survive_relay(dump, shape):
-            return True
         low = dump.lower()
         if not low.isascii():
             for wide, ascii_letter in _ASCII_FOLDS:
                 if wide in low:
                     low = low.replace(wide, ascii_letter)
+        if b'\\"' in low:
+            # A quote inside a string: drop the escaped backslashes, then the escaped quotes
+            # (pairing them left to right as JSON does), so every quote left opens or closes a
+            # string. That only removes characters from strings: the checks below on ``low`` and
+            # its pieces still find every word and whole key they would have found.
+            low = low.replace(b"\\\\", b"").replace(b'\\"', b"")
+        pieces = low.split(b'"')
+        # Numbers only occur outside strings, in the even pieces: a fraction of the event to scan.
+        if not floats_survive_relay(b"".join(pieces[0::2])):
+            return True
         for word in self._words:
             if word in low:
                 return True
         if _API_KEY.search(low) or _PRIVATE_KEY.search(low) or b"-----begin" in low or _URL_AUTH.search(dump):
             return True
-        if not self._keys.isdisjoint(low.split(b'"')):
+        if not self._keys.isdisjoint(pieces):
             return True  # a key a rule is bound to (a dict key or the name of a [name, value] pair)
-        if self._digit_patterns(dump, shape):
+        if self._digit_patterns(dump, dump.translate(_SHAPE)):
             return True
         if self._email_everywhere or b"gen_ai" in low or b"mcp." in low:
             if _EMAIL.search(dump):
@@ -298,18 +303,21 @@ def _relay_parse(token: bytes) -> float | None:
     return -value if token.startswith(b"-") else value
 
 
-def floats_survive_relay(dump: bytes, shape: bytes | None = None) -> bool:
-    """Return True if Relay reads back every float in the JSON ``dump`` as the same double.
+def floats_survive_relay(outside: bytes) -> bool:
+    """Return True if Relay reads back every float in ``outside`` as the same double.
 
     Relay's JSON parser is not correctly rounded for some decimals (more than 2**53 in the
     significant digits, large exponents); an event holding such a float comes back from Relay
     changed by one unit in the last place, so it must go to Relay. Only numbers with 16 or more
-    digits or with an exponent can be affected, so only those are parsed. ``shape`` is
-    ``dump.translate(_SHAPE)`` if the caller has it. Pure CPU; never raises.
+    digits or with an exponent can be affected, so only those are parsed. ``outside`` is an
+    event's JSON with its strings cut out (what lies between them); a whole JSON text works too,
+    its strings only adding candidates. Pure CPU; never raises.
     """
-    if shape is None:
-        shape = dump.translate(_SHAPE)
-    if any(hint in shape for hint in _EXPONENT_HINTS):
+    dump = outside
+    shape = outside.translate(_SHAPE)
+    # Outside strings, a digit followed by a letter only occurs in a number with an exponent
+    # ("1e+16", "5e-7"): true, false and null never follow a digit directly.
+    if b"0a" in shape or b"0A" in shape:
         return all(_survives(match.group(1)) for match in _FLOAT_TOKEN.finditer(dump))
     # 16+ digits with at most one dot hold a run of 8 digits: look only around those.
     start, size = 0, len(shape)
