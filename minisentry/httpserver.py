@@ -25,6 +25,7 @@ What it guarantees, each with a test in tests/test_httpserver.py:
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Protocol
 
 import anyio
 import httptools
+import sniffio
 from anyio.abc import SocketAttribute, SocketStream
 
 from .decoding import BodyDecoder
@@ -216,6 +218,22 @@ def raise_too_large(limit: int) -> None:
     raise PayloadTooLarge(f"request body exceeds {limit} bytes")
 
 
+def _direct_socket(stream: SocketStream) -> socket.socket | None:
+    """The plain non-blocking socket under ``stream`` when writing to it directly is safe, else None.
+
+    On trio, anyio's stream sends straight through such a socket and never holds unsent bytes
+    between calls, so a direct ``send`` keeps the order. Under asyncio the transport owns the
+    socket and its write buffer: never write past it there.
+    """
+    if sniffio.current_async_library() != "trio":
+        return None
+    try:
+        raw = stream.extra(SocketAttribute.raw_socket)
+    except (OSError, anyio.TypedAttributeLookupError):
+        return None
+    return raw if type(raw) is socket.socket else None
+
+
 def _encode_response(response: Response, keep_alive: bool, date: bytes) -> bytes:
     status = response.status
     head = [
@@ -316,6 +334,7 @@ class HttpServer:
             remote_addr = remote[0] if isinstance(remote, tuple) else None
         except (OSError, anyio.TypedAttributeLookupError):
             remote_addr = None
+        raw = _direct_socket(stream)
         state = _Parse(self.handler, self.limits, remote_addr)
         parser = httptools.HttpRequestParser(state)
         state.parser = parser
@@ -339,7 +358,7 @@ class HttpServer:
                         self.active_requests -= 1
                 # After the handler: a shutdown during it must still say "Connection: close".
                 keep_alive = request.keep_alive and not self._stopping.is_set()
-                sent = await self._send(stream, _encode_response(response, keep_alive, self._date_header()))
+                sent = await self._send(stream, _encode_response(response, keep_alive, self._date_header()), raw)
                 if not keep_alive or not sent:
                     return
                 continue
@@ -387,8 +406,21 @@ class HttpServer:
                 if state.header_wire > limits.max_header_bytes and state.error is None:
                     state.error = _Fatal(431, "request headers too large")
 
-    async def _send(self, stream: SocketStream, data: bytes) -> bool:
-        """Send ``data``; False if the client did not take it within ``read_timeout`` (then close)."""
+    async def _send(self, stream: SocketStream, data: bytes, raw: socket.socket | None = None) -> bool:
+        """Send ``data``; False if the client did not take it within ``read_timeout`` (then close).
+
+        With ``raw`` (see :func:`_direct_socket`) the answer is first offered to the socket itself:
+        a small answer nearly always fits its buffer at once, which skips the stream's layers and
+        the timeout scope. Raises OSError if the connection broke.
+        """
+        if raw is not None:
+            try:
+                sent = raw.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(data):
+                return True
+            data = data[sent:]
         # A bare CancelScope: cheaper than fail_after's context-manager generator on the hot path.
         with anyio.CancelScope(deadline=anyio.current_time() + self.limits.read_timeout):
             await stream.send(data)

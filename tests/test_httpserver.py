@@ -265,6 +265,21 @@ async def test_http10_keep_alive_connection_stays_open() -> None:
             assert (await client.response()).status == 200
 
 
+async def test_answers_larger_than_the_socket_buffer_arrive_whole_and_in_order() -> None:
+    """A big answer only partly fits the socket at once (trio sends it directly first): the rest
+    follows before the next pipelined answer, whatever the pace of the reader."""
+    big = 8 * 1024 * 1024
+    handler = EchoHandler(limit=2 * big)
+    async with serving(handler) as server, connect(server) as client:
+        first, second = bytes(range(256)) * (big // 256), b"second" * 1000
+        await client.send(req("POST", "/big", first) + req("POST", "/small", second))
+        await anyio.sleep(0.3)  # let the server fill the socket and wait for room
+        with anyio.fail_after(GUARD):
+            one, two = await client.response(), await client.response()
+        assert (one.headers["x-path"], one.body == first) == ("/big", True)
+        assert (two.headers["x-path"], two.body) == ("/small", second)
+
+
 async def test_pipelined_requests_answered_in_order() -> None:
     handler = EchoHandler()
     async with serving(handler) as server, connect(server) as client:
