@@ -65,15 +65,18 @@ _EMAIL = re.compile(rb"@[A-Za-z0-9-]+\.")
 _ESCAPED_SPACES = (b"\\n", b"\\t", b"\\r", b"\\f", b"\\u000b")
 # Such an escape can only separate card digits if a digit follows it.
 _ESCAPED_SPACE_DIGIT = re.compile(rb"\\(?:[nrtf]|u000b)[0-9]")
-# Skeletons for the digit patterns: every ASCII digit becomes "0", letters "A"/"a", and the ends of
+# Skeletons for the digit patterns: every ASCII digit becomes "0", letters "A"/"a" except a
+# lowercase "e" (kept, so exponents stand out: orjson writes "1e+16", "5e-7"), and the ends of
 # JSON values ("}", "]") become "," so that a number's end looks the same everywhere.
-_SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz}]",
-                         b"0" * 10 + b"A" * 26 + b"a" * 26 + b",,")
+_SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdfghijklmnopqrstuvwxyz}]",
+                         b"0" * 10 + b"A" * 26 + b"a" * 25 + b",,")
+# A number with an exponent, as orjson writes it, in the skeleton (the sign is always there).
+_EXPONENTS = (b"0e+0", b"0e-0")
 _DIGIT_OR_DOT = frozenset(b"0.")
 _DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
 _CARD = b"0" * 15  # the shortest card (Amex) once separators are gone
 _SSN = b"000-00-0000"
-_IBAN = re.compile(rb"AA00[Aa0]{11}")
+_IBAN = re.compile(rb"AA00[Aae0]{11}")
 # IP shapes, on the lowercased dump with hex digits folded to "h" (IPv6) or digits to "0" (IPv4).
 _HEX = bytes.maketrans(b"0123456789abcdef", b"h" * 16)
 _IPV4 = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
@@ -128,24 +131,17 @@ class Precheck:
             for wide, ascii_letter in _ASCII_FOLDS:
                 if wide in low:
                     low = low.replace(wide, ascii_letter)
-        if b'\\"' in low:
-            # A quote inside a string: drop the escaped backslashes, then the escaped quotes
-            # (pairing them left to right as JSON does), so every quote left opens or closes a
-            # string. That only removes characters from strings: the checks below on ``low`` and
-            # its pieces still find every word and whole key they would have found.
-            low = low.replace(b"\\\\", b"").replace(b'\\"', b"")
-        pieces = low.split(b'"')
-        # Numbers only occur outside strings, in the even pieces: a fraction of the event to scan.
-        if not floats_survive_relay(b"".join(pieces[0::2])):
+        shape = dump.translate(_SHAPE)
+        if not floats_survive_relay(dump, shape):
             return True
         for word in self._words:
             if word in low:
                 return True
         if _API_KEY.search(low) or _PRIVATE_KEY.search(low) or b"-----begin" in low or _URL_AUTH.search(dump):
             return True
-        if not self._keys.isdisjoint(pieces):
+        if not self._keys.isdisjoint(low.split(b'"')):
             return True  # a key a rule is bound to (a dict key or the name of a [name, value] pair)
-        if self._digit_patterns(dump, dump.translate(_SHAPE)):
+        if self._digit_patterns(dump, shape):
             return True
         if self._email_everywhere or b"gen_ai" in low or b"mcp." in low:
             if _EMAIL.search(dump):
@@ -303,21 +299,19 @@ def _relay_parse(token: bytes) -> float | None:
     return -value if token.startswith(b"-") else value
 
 
-def floats_survive_relay(outside: bytes) -> bool:
-    """Return True if Relay reads back every float in ``outside`` as the same double.
+def floats_survive_relay(dump: bytes, shape: bytes | None = None) -> bool:
+    """Return True if Relay reads back every float in the JSON ``dump`` as the same double.
 
     Relay's JSON parser is not correctly rounded for some decimals (more than 2**53 in the
     significant digits, large exponents); an event holding such a float comes back from Relay
     changed by one unit in the last place, so it must go to Relay. Only numbers with 16 or more
-    digits or with an exponent can be affected, so only those are parsed. ``outside`` is an
-    event's JSON with its strings cut out (what lies between them); a whole JSON text works too,
-    its strings only adding candidates. Pure CPU; never raises.
+    digits or with an exponent can be affected, so only those are parsed. ``dump`` must be
+    orjson's (its exponents always carry a sign); ``shape`` is ``dump.translate(_SHAPE)`` if the
+    caller has it. Pure CPU; never raises.
     """
-    dump = outside
-    shape = outside.translate(_SHAPE)
-    # Outside strings, a digit followed by a letter only occurs in a number with an exponent
-    # ("1e+16", "5e-7"): true, false and null never follow a digit directly.
-    if b"0a" in shape or b"0A" in shape:
+    if shape is None:
+        shape = dump.translate(_SHAPE)
+    if _EXPONENTS[0] in shape or _EXPONENTS[1] in shape:
         return all(_survives(match.group(1)) for match in _FLOAT_TOKEN.finditer(dump))
     # 16+ digits with at most one dot hold a run of 8 digits: look only around those.
     start, size = 0, len(shape)

@@ -393,3 +393,14 @@ def test_every_exponent_float_relay_misreads_says_maybe(mantissa: float, exponen
     event = {"extra": {"n": sign * mantissa * 10.0 ** exponent, "note": 'a "quoted" word'}}
     if scrubber.scrub(event)["extra"]["n"] != event["extra"]["n"]:
         assert scrubber._precheck.could_change(event, orjson.dumps(event)) is True
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_orjson_writes_every_exponent_with_a_sign(number: float):
+    # The float check finds exponents as "digit, e, sign, digit": it relies on this format.
+    text = orjson.dumps(number)
+    assert b"E" not in text
+    if b"e" in text:
+        mantissa, exponent = text.split(b"e")
+        assert mantissa[-1:].isdigit() and exponent[:1] in (b"+", b"-") and exponent[1:].isdigit()
