@@ -67,6 +67,7 @@ async def _wait_for_signal(signals: Any, config: Config) -> None:
 
 async def _serve(config: Config, pm: Any, roles: tuple[str, ...] = (), http: bool = True) -> None:
     from .app import ROLES as ROLES_ALL, Pipeline
+    from .gctuning import tune_for_serving
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with Pipeline(config, plugin_manager=pm, roles=roles or None, http=http) as pipeline:
@@ -78,6 +79,7 @@ async def _serve(config: Config, pm: Any, roles: tuple[str, ...] = (), http: boo
             elif pipeline.port is not None:
                 click.echo(f"probes and /metrics on http://{config.server.host}:{pipeline.port}")
             sys.stdout.flush()
+            tune_for_serving()  # startup is done: what lives now lives as long as the process
             await _wait_for_signal(signals, config)
     click.echo("stopped")
 

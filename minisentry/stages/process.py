@@ -39,6 +39,7 @@ from ..clockdrift import correct_drift, drift_of
 from ..codec import summarize
 from ..context import StageContext
 from ..errors import ScrubbingError
+from ..gctuning import tune_for_serving
 from ..grouping import Grouping, compute_grouping
 from ..killswitches import KillSwitches
 from ..messages import EventMessage, ProcessedEvent
@@ -222,10 +223,12 @@ def warm_worker() -> int:
 
     Importing this module (what unpickling this function does) and compiling the scrubber's
     patterns cost ~0.5 s of CPU per process; paid at startup, the first events do not wait for it.
+    The worker is ours alone, so it also gets the serving GC settings (``gctuning.py``).
     Returns the worker's pid.
     """
     scrubber_for(ScrubbingSettings())
     normalizer_for(0)
+    tune_for_serving()
     return os.getpid()
 
 
