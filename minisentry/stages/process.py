@@ -22,8 +22,10 @@ An event the normalizer rejects (not JSON, not an object) becomes an ``invalid``
 from __future__ import annotations
 
 import hashlib
+import fcntl
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -213,9 +215,36 @@ def process_batch_in_worker(messages: list[EventMessage], switch_values: dict | 
     event's JSON already serialized: sending bytes back costs far less than pickling the event
     dict, and the store writes those bytes as they are.
     """
+    _prepare_worker()  # a worker started on demand (after one broke) was not warmed
     switches = KillSwitches(switch_values) if switch_values else None
     return [summarize(result) if isinstance(result, ProcessedEvent) else result
             for result in _process_batch(messages, switches, settings)]
+
+
+#: Pipe capacity asked for between this process and a worker (Linux; the default is 64 KiB).
+WORKER_PIPE_BYTES = 1 << 20
+_worker_prepared = False
+
+
+def _prepare_worker() -> None:
+    """Once per worker process: serving GC settings and roomier pipes. Never raises.
+
+    A batch is ~64 events of ~6.5 KB each; through 64 KiB pipes every batch took several
+    write/wake-up rounds between the two processes, which cost the serving process more than
+    the copying itself. Either end of a pipe may resize it, so the worker does it for both.
+    """
+    global _worker_prepared
+    if _worker_prepared:
+        return
+    _worker_prepared = True
+    tune_for_serving()
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    for fd in (0, 1):  # anyio's worker protocol: requests on stdin, results on stdout
+        try:
+            if set_size is not None and stat.S_ISFIFO(os.fstat(fd).st_mode):
+                fcntl.fcntl(fd, set_size, WORKER_PIPE_BYTES)
+        except OSError:
+            pass  # over the system's pipe limits: the default size still works
 
 
 def warm_worker() -> int:
@@ -223,12 +252,13 @@ def warm_worker() -> int:
 
     Importing this module (what unpickling this function does) and compiling the scrubber's
     patterns cost ~0.5 s of CPU per process; paid at startup, the first events do not wait for it.
-    The worker is ours alone, so it also gets the serving GC settings (``gctuning.py``).
+    The worker is ours alone, so it also gets the serving GC settings (``gctuning.py``) and
+    larger pipes (:func:`_prepare_worker`).
     Returns the worker's pid.
     """
+    _prepare_worker()
     scrubber_for(ScrubbingSettings())
     normalizer_for(0)
-    tune_for_serving()
     return os.getpid()
 
 
