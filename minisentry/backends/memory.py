@@ -128,10 +128,14 @@ class MemorySender(SenderBase):
     async def send(self, message: Any) -> None:
         """Send, waiting while the channel is full; a cancelled send has not sent.
 
+        A cancellation point, but a scheduling point only when it has to wait for room: a stage
+        handing on a burst keeps going until it waits for room or for input (which every stage
+        does between bursts), instead of a trip through the scheduler per message.
+
         Raises anyio.ClosedResourceError if this handle is closed, anyio.BrokenResourceError when
         every receiver is gone.
         """
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         channel = self._channel
         while True:
             try:
