@@ -93,7 +93,9 @@ class MemoryChannel:
 
     def _after_send(self) -> None:
         self._sent += 1
-        depth = self._send.statistics().current_buffer_used
+        # Sent but not yet taken: the buffer's depth, without building anyio's statistics object
+        # on every send (one may be on its way to an already waiting receiver).
+        depth = len(self._enqueued)
         if depth > self._peak:
             self._peak = depth
 

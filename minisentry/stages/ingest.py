@@ -26,6 +26,7 @@ from ..sessions import SessionError, parse_session, parse_sessions
 __all__ = ["IngestStage", "normalize_event_id"]
 
 _EVENT_ITEMS = ("event", "transaction", "feedback", "security")
+_LOWER_HEX = "0123456789abcdef"
 #: The most envelopes taken from the inbox per wake-up.
 BATCH = 64
 _CLIENT_REPORT_FIELDS = {
@@ -49,6 +50,8 @@ def normalize_event_id(value: Any) -> str | None:
     """Return ``value`` as 32 lowercase hex characters, or None if it is not a UUID."""
     if not isinstance(value, str):
         return None
+    if len(value) == 32 and not value.strip(_LOWER_HEX):
+        return value  # already the canonical form (as the relay writes it back): skip the parse
     try:
         return uuid.UUID(value).hex
     except ValueError:
