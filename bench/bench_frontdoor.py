@@ -16,7 +16,10 @@ What it measures, for each server, median of ``--repeat`` runs (each run starts 
 - minisentry only: time until every accepted event is in its SQLite store (polling
   ``SELECT count(*) FROM events`` read-only; a missing file or table counts as 0), as the lag after
   the load ended and as end-to-end stored events/s; the server CPU for minisentry is counted until
-  everything is stored, so it includes processing and storage, not only the front door.
+  everything is stored, so it includes processing and storage, not only the front door. Before
+  the timed run minisentry gets ``--warmup`` events (default 1000) and the driver waits until they
+  are stored, so the figures describe the steady state rather than startup (process workers
+  starting, caches and SQLite pages filling).
 
 Servers run as subprocesses pinned to ``--server-cpu`` (default 0) with ``taskset``; this process
 (the load generator) pins itself to ``--client-cpu`` (default 1). Runs of the servers alternate
