@@ -21,8 +21,8 @@ An event the normalizer rejects (not JSON, not an object) becomes an ``invalid``
 
 from __future__ import annotations
 
-import hashlib
 import fcntl
+import hashlib
 import logging
 import os
 import stat
