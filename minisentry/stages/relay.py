@@ -37,8 +37,6 @@ Stacked relays: requests carrying ``X-Sentry-Relay-Id`` must be signed by a rela
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 import time
@@ -53,14 +51,11 @@ from ..auth import check_key_format, key_from_dsn, key_from_headers, key_from_qu
 from ..channels import ChannelSender
 from ..clientip import client_ip, parse_networks
 from ..config import Config
-from ..decoding import BodyDecoder
-from ..envelope import Envelope, Item, parse_envelope
-from ..errors import (AuthMissing, BackendError, BadRequest, InvalidEnvelope, MethodNotAllowed, NotFound, PayloadTooLarge,
-                      PipelineFull, RateLimited, RequestError, SpoolFull)
+from ..envelope import Envelope, Item
+from ..errors import (AuthMissing, BackendError, BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, PipelineFull,
+                      RateLimited, RequestError, SpoolFull)
 from ..httpserver import Request, Response
 from ..messages import EnvelopeMessage
-from ..minidump import minidump_envelope, raw_minidump_envelope
-from ..multipart import MultipartLimits, parse_multipart
 from ..monitors import CheckInError, parse_check_in
 from ..metrics import Health
 from ..outcomes import Outcome, OutcomeAggregator, category_of_item
@@ -73,7 +68,7 @@ from ..relayauth import RELAY_ID_HEADER, SIGNATURE_HEADER, RelayVerifier
 from ..upstreamlimits import UpstreamLimits
 from ..spool import DiskSpool, encode_envelope_message
 from ..jsonbody import json_object
-from .ingest import normalize_event_id
+from .relay_bodies import envelope_event_id, request_envelope
 from .relay_plugins import drop_oversized, plugin_endpoint
 
 log = logging.getLogger("minisentry.relay")
@@ -89,8 +84,6 @@ __all__ = ["Relay"]
 
 #: Minidump uploads parsed (and decompressed) at the same time; the others wait their turn.
 _MINIDUMP_SLOTS = 2
-#: Content types of a minidump posted as the whole body instead of a form.
-_RAW_MINIDUMP_TYPES = ("application/octet-stream", "application/x-dmp")
 _INGEST_RE = re.compile(r"^/api/(\d{1,18})/(envelope|store|minidump)/?$")
 _SECURITY_RE = re.compile(r"^/api/(\d{1,18})/(security|csp-report)/?$")
 #: A plugin's endpoint (``minisentry_register_endpoints``): POST /api/<project_id>/<name>/.
@@ -364,35 +357,7 @@ class Relay:
         return check_in.check_in_id
 
     def _parse(self, body: bytes, endpoint: str, content_type: str | None = None) -> Envelope:
-        limits = self.config.limits
-        if endpoint == "envelope":
-            envelope = parse_envelope(body)
-        elif endpoint == "minidump":
-            multipart_limits = MultipartLimits(
-                max_parts=limits.max_attachments_per_envelope + 32, max_file_bytes=limits.max_attachments_bytes,
-                max_field_bytes=limits.max_event_bytes)
-            media_type = (content_type or "").split(";", 1)[0].strip().lower()
-            if media_type in _RAW_MINIDUMP_TYPES:
-                envelope = raw_minidump_envelope(body, max_dump_bytes=limits.max_attachments_bytes,
-                                                 multipart_limits=multipart_limits)
-            else:
-                envelope = minidump_envelope(parse_multipart(body, content_type, multipart_limits),
-                                             max_dump_bytes=limits.max_attachments_bytes,
-                                             multipart_limits=multipart_limits)
-        else:
-            envelope = _store_body_to_envelope(body, limits.max_event_bytes)
-        attachments = attachment_bytes = 0
-        for item in envelope.items:
-            if item.type in ("event", "transaction", "security") and len(item.payload) > limits.max_event_bytes:
-                raise PayloadTooLarge(f"{item.type} item exceeds {limits.max_event_bytes} bytes")
-            if item.type == "attachment":
-                attachments += 1
-                attachment_bytes += len(item.payload)
-        if attachments > limits.max_attachments_per_envelope:
-            raise PayloadTooLarge(f"more than {limits.max_attachments_per_envelope} attachments in one envelope")
-        if attachment_bytes > limits.max_attachments_bytes:
-            raise PayloadTooLarge(f"attachments exceed {limits.max_attachments_bytes} bytes in one envelope")
-        return envelope
+        return request_envelope(body, endpoint, content_type, self.config.limits)
 
     async def accept(self, envelope: Envelope, project_id: int, public_key: str = "", *,
                      remote_addr: str | None = None) -> str | None:
@@ -403,7 +368,7 @@ class Relay:
         """
         if self.sender is None or not self.ready:
             raise PipelineFull("pipeline is not accepting events", retry_after=self.config.stages.retry_after)
-        event_id = _envelope_event_id(envelope)
+        event_id = envelope_event_id(envelope)
         message = EnvelopeMessage(project_id, public_key, time.time(), envelope, remote_addr)
         spool = self.spool
         if spool is None or not len(spool):
@@ -479,52 +444,3 @@ class Relay:
                 self.outcomes.record(project_id, Outcome.INVALID, "attachment", exc.reason, len(request.body))
         else:
             self.outcomes.record(project_id, Outcome.INVALID, "default", exc.reason)
-
-
-def _envelope_event_id(envelope: Envelope) -> str | None:
-    """Return (and write back normalized) the envelope's event id; make one up for an event without."""
-    raw = envelope.headers.get("event_id")
-    if raw is not None:
-        event_id = normalize_event_id(raw)
-        if event_id is None:
-            raise InvalidEnvelope(f"invalid event_id {raw!r} in envelope header")
-        envelope.headers["event_id"] = event_id
-        return event_id
-    for item in envelope.items:
-        if item.type in ("event", "transaction", "security"):
-            try:
-                payload = orjson.loads(item.payload)
-            except orjson.JSONDecodeError:
-                payload = None
-            event_id = normalize_event_id(payload.get("event_id")) if isinstance(payload, dict) else None
-            event_id = event_id or uuid.uuid4().hex
-            envelope.headers["event_id"] = event_id
-            return event_id
-    return None
-
-
-def _store_body_to_envelope(body: bytes, limit: int) -> Envelope:
-    """Wrap a legacy ``/store/`` body (JSON, or base64 of zlib JSON) in a one-item envelope.
-
-    Raises BadRequest for bodies that are neither, PayloadTooLarge past ``limit`` decoded bytes.
-    """
-    stripped = body.lstrip()
-    if stripped[:1] != b"{":
-        try:
-            compressed = base64.b64decode(stripped, validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest("store body is neither JSON nor base64-encoded zlib JSON") from exc
-        decoder = BodyDecoder("deflate", limit)
-        decoder.feed(compressed)
-        stripped = decoder.finish()
-    try:
-        event = orjson.loads(stripped)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"store body is not valid JSON: {exc}") from exc
-    if not isinstance(event, dict):
-        raise BadRequest("store body must be a JSON object")
-    item_type = "transaction" if event.get("type") == "transaction" else "event"
-    headers: dict[str, object] = {}
-    if "event_id" in event:
-        headers["event_id"] = event["event_id"]
-    return Envelope(headers, [Item({"type": item_type}, stripped)])
