@@ -33,17 +33,15 @@ from .config import Config
 from .context import StageContext
 from .difs import DifStore
 from .envelope import Envelope, parse_envelope
-from .errors import ConfigError, MinisentryError, PipelineError, PluginError, StorageError
-from .fanout import TOPIC_KILLSWITCHES, TOPIC_PROJECTS
+from .errors import ConfigError, PipelineError, PluginError, StorageError
 from .httpserver import HttpLimits, HttpServer
 from .killswitches import KillSwitches
-from .outcomes import Outcome, OutcomeAggregator, category_of_item
+from .outcomes import OutcomeAggregator
 from .monitors import CheckInQueue
 from .queues import BoundedQueue
 from .sessions import SessionAggregator
-from .spool import DiskSpool, drain, encode_envelope_message
+from .spool import DiskSpool
 from .lanes import LaneSelector, make_lane_selector
-from .lane_overrides import follow_lane_overrides
 from .metrics import Health, health_of, render
 from .pipeline_metrics import counters_of
 from .edge import start_edge_relay
@@ -53,17 +51,14 @@ from .plugin_manager import collect, make_plugin_manager
 from .projects import ProjectKeys
 from .project_settings import ProjectSettings
 from .stages import IngestStage, ProcessStage, StoreStage, SymbolicateStage
-from .stages.store import write_side_records, write_side_records_blocking
-from .retention import prune_round
+from .stages.store import write_side_records_blocking
 from .stages.relay import Relay
+from .app_tasks import PipelineTasks
 from .stages.routing import DemotingReceiver, LaneRouter
 
 __all__ = ["Pipeline"]
 
 log = logging.getLogger("minisentry")
-
-#: Seconds between reads of the stored kill-switch values: a push takes effect within this.
-KILLSWITCH_POLL = 0.25
 
 # The channels, in pipeline order; each is the inbox of the stage of the same name.
 _CHANNELS = ("ingest", "symbolicate", "symbolicate_slow", "process", "store")
@@ -71,7 +66,7 @@ _CHANNELS = ("ingest", "symbolicate", "symbolicate_slow", "process", "store")
 ROLES = ("relay", "ingest", "symbolicate", "process", "store")
 
 
-class Pipeline:
+class Pipeline(PipelineTasks):
     """minisentry's whole pipeline, embeddable in another anyio program.
 
     ``http=False`` runs the stages without the front door; feed it with :meth:`submit`. ``roles``
@@ -288,108 +283,6 @@ class Pipeline:
     async def _start_forwarder(self) -> None:
         """Edge relay: forward what the relay accepts to ``[upstream] url`` (see edge.py)."""
         self.forwarder = await start_edge_relay(self, self._task_group)
-
-    async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope(), await self._subscribe(TOPIC_KILLSWITCHES) as wake:
-            await self.killswitches.watch(self._read_store.killswitch_values,
-                                          interval=self.config.backends.poll_interval, wake=wake,
-                                          task_status=task_status)
-
-    async def _subscribe(self, topic: str) -> Any:
-        # A fan-out publish wakes the watcher at once; the first Redis subscription connects (blocks).
-        return await anyio.to_thread.run_sync(self.backends.fanout.subscribe, topic)
-
-    def watcher_scope(self) -> anyio.CancelScope:
-        """A cancel scope for a background watcher: all of them end when shutdown begins."""
-        return self._watcher_scope()
-
-    def _watcher_scope(self) -> anyio.CancelScope:
-        # Watchers run until shutdown begins; each has its own scope, all cancelled together.
-        scope = anyio.CancelScope()
-        self._watch_scopes.append(scope)
-        return scope
-
-    async def _watch_keys(self, keys: ProjectKeys, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
-            await keys.watch(self._read_store.config_version, interval=self.config.backends.poll_interval, wake=wake,
-                             task_status=task_status)
-
-    async def _watch_settings(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow per-project settings (``minisentry projects settings``): same version counter as the keys."""
-        with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
-            await self.settings.watch(self._read_store.config_version, interval=self.config.backends.poll_interval,
-                                      wake=wake, task_status=task_status)
-
-    async def _watch_lane_overrides(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        """Apply operators' lane pins from the store (``minisentry lanes force``) as they change."""
-        pinned_by_config = {**{p: "slow" for p in self.config.lanes.force_slow},
-                            **{p: "fast" for p in self.config.lanes.force_fast}}
-        with self._watcher_scope():
-            await follow_lane_overrides(self.lanes, self._read_store.lane_overrides, pinned_by_config,
-                                        interval=KILLSWITCH_POLL, task_status=task_status)
-
-    async def _monitor_clock(self) -> None:
-        """Every ``stages.monitor_check_interval`` seconds, mark overdue cron check-ins missed / timed out."""
-        with self._watcher_scope():
-            while True:
-                await anyio.sleep(self.config.stages.monitor_check_interval)
-                try:
-                    changed = await anyio.to_thread.run_sync(self.store.detect_missed, time.time())
-                except MinisentryError as exc:
-                    log.error("cannot check cron monitors: %s", exc)
-                    continue
-                if changed:
-                    log.info("cron monitors: %d check-ins missed or timed out", changed)
-
-    async def _retention(self) -> None:
-        """Every ``retention.interval`` seconds, delete what ``[retention]`` no longer keeps (bounded)."""
-        with self._watcher_scope():
-            while True:
-                await anyio.sleep(self.config.retention.interval)
-                await prune_round(self.store, self.config.retention)
-
-    async def _drain_spool(self, sender: Any) -> None:
-        def expired(message: Any) -> None:
-            for item in message.envelope.items:
-                self.outcomes.record(message.project_id, Outcome.INVALID, category_of_item(item.type), "spool_expired")
-
-        async with sender:
-            with self._spool_scope:
-                await drain(self.spool, sender, on_expired=expired)
-
-    async def _spool_leftovers(self) -> None:
-        """On a shutdown that cannot drain in time, move what waits in the ingest channel to the spool."""
-        moved = 0
-        while True:
-            try:
-                delivery = self._salvage.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break
-            await anyio.to_thread.run_sync(self.spool.put, encode_envelope_message(delivery.message))
-            delivery.ack()
-            moved += 1
-        if moved:
-            log.info("kept %d envelopes in the spool for the next start", moved)
-
-    async def _run_producer(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        # Serves the relay's confirmations; stops once the relay stopped (stages flush on their own).
-        with self._producer_scope:
-            await self._bound_channels.run(task_status=task_status)
-
-    async def _run_channel(self, channel: Any, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await channel.run(task_status=task_status)
-        except MinisentryError as exc:
-            log.error("channel %s failed: %s", channel.name, exc)
-            raise
-
-    async def _write_side_records(self) -> None:
-        """Without the store role, this process writes its own outcomes and side records (each second)."""
-        assert self.context is not None
-        with self._watcher_scope():
-            while True:
-                await anyio.sleep(1.0)
-                await write_side_records(self.context)
 
     async def _run_stage(self, stage: Any, inbox: Any, outbox: Any) -> None:
         try:
