@@ -52,7 +52,7 @@ class PipelineTasks:
     _bound_channels: Any
 
     async def _watch_killswitches(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope(), await self._subscribe(TOPIC_KILLSWITCHES) as wake:
+        with self.watcher_scope(), await self._subscribe(TOPIC_KILLSWITCHES) as wake:
             await self.killswitches.watch(self._read_store.killswitch_values,
                                           interval=self.config.backends.poll_interval, wake=wake,
                                           task_status=task_status)
@@ -63,22 +63,18 @@ class PipelineTasks:
 
     def watcher_scope(self) -> anyio.CancelScope:
         """A cancel scope for a background watcher: all of them end when shutdown begins."""
-        return self._watcher_scope()
-
-    def _watcher_scope(self) -> anyio.CancelScope:
-        # Watchers run until shutdown begins; each has its own scope, all cancelled together.
         scope = anyio.CancelScope()
         self._watch_scopes.append(scope)
         return scope
 
     async def _watch_keys(self, keys: ProjectKeys, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
+        with self.watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
             await keys.watch(self._read_store.config_version, interval=self.config.backends.poll_interval, wake=wake,
                              task_status=task_status)
 
     async def _watch_settings(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         """Follow per-project settings (``minisentry projects settings``): same version counter as the keys."""
-        with self._watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
+        with self.watcher_scope(), await self._subscribe(TOPIC_PROJECTS) as wake:
             await self.settings.watch(self._read_store.config_version, interval=self.config.backends.poll_interval,
                                       wake=wake, task_status=task_status)
 
@@ -86,13 +82,13 @@ class PipelineTasks:
         """Apply operators' lane pins from the store (``minisentry lanes force``) as they change."""
         pinned_by_config = {**{p: "slow" for p in self.config.lanes.force_slow},
                             **{p: "fast" for p in self.config.lanes.force_fast}}
-        with self._watcher_scope():
+        with self.watcher_scope():
             await follow_lane_overrides(self.lanes, self._read_store.lane_overrides, pinned_by_config,
                                         interval=KILLSWITCH_POLL, task_status=task_status)
 
     async def _monitor_clock(self) -> None:
         """Every ``stages.monitor_check_interval`` seconds, mark overdue cron check-ins missed / timed out."""
-        with self._watcher_scope():
+        with self.watcher_scope():
             while True:
                 await anyio.sleep(self.config.stages.monitor_check_interval)
                 try:
@@ -105,7 +101,7 @@ class PipelineTasks:
 
     async def _retention(self) -> None:
         """Every ``retention.interval`` seconds, delete what ``[retention]`` no longer keeps (bounded)."""
-        with self._watcher_scope():
+        with self.watcher_scope():
             while True:
                 await anyio.sleep(self.config.retention.interval)
                 await prune_round(self.store, self.config.retention)
@@ -148,7 +144,7 @@ class PipelineTasks:
     async def _write_side_records(self) -> None:
         """Without the store role, this process writes its own outcomes and side records (each second)."""
         assert self.context is not None
-        with self._watcher_scope():
+        with self.watcher_scope():
             while True:
                 await anyio.sleep(1.0)
                 await write_side_records(self.context)
