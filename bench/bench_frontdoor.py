@@ -414,13 +414,24 @@ def warm_up(server: "Server", db: Path, args: argparse.Namespace, headers: dict[
     bodies = make_bodies(args.warmup, args.key, PROJECT_ID)
     load = asyncio.run(run_load("127.0.0.1", server.port, bodies, args.concurrency, requests=len(bodies),
                                 project_id=PROJECT_ID, public_key=args.key, headers=headers))
-    deadline = time.perf_counter() + args.store_timeout
-    while (stored_count(db) or 0) < load["accepted"]:
-        if time.perf_counter() >= deadline:
-            raise ServerFailed(f"warm-up: {load['accepted']} events not stored in {args.store_timeout}s")
-        server.check_alive("during the warm-up")
-        time.sleep(0.05)
+    if wait_stored(server, db, load["accepted"], time.perf_counter() + args.store_timeout, "the warm-up") \
+            < load["accepted"]:
+        raise ServerFailed(f"warm-up: {load['accepted']} events not stored in {args.store_timeout}s")
     return load["accepted"]
+
+
+def wait_stored(server: "Server", db: Path, expected: int, deadline: float, during: str) -> int:
+    """Poll the store until it holds ``expected`` events or ``deadline`` (perf_counter) passes;
+    return the last count. Raises ServerFailed if the server exits meanwhile."""
+    count = 0
+    while True:
+        c = stored_count(db)
+        if c is not None:
+            count = c
+        if count >= expected or time.perf_counter() >= deadline:
+            return count
+        server.check_alive(f"during {during}")
+        time.sleep(0.02)
 
 
 # --- one run --------------------------------------------------------------------------------------
@@ -474,21 +485,10 @@ def run_once(
             result: dict[str, Any] = {"server": kind, **load, "busy_before_run": idle_busy}
             if db is not None:
                 expected = load["accepted"] + warmed
-                count, lag = 0, None
-                deadline = t_load_end + args.store_timeout
-                while True:
-                    c = stored_count(db)
-                    if c is not None:
-                        count = c
-                    now = time.perf_counter()
-                    if count >= expected:
-                        lag = now - t_load_end
-                        break
-                    if now >= deadline:
-                        break
-                    server.check_alive("while storing events")
-                    time.sleep(0.02)
-                result["stored"] = count - warmed
+                count = wait_stored(server, db, expected, t_load_end + args.store_timeout, "storing the events")
+                lag = time.perf_counter() - t_load_end if count >= expected else None
+                count -= warmed  # the measured run's events only
+                result["stored"] = count
                 result["store_complete"] = lag is not None
                 result["store_lag_s"] = round(lag, 3) if lag is not None else None
                 if lag is not None:
