@@ -52,6 +52,20 @@ def poster(handler, addresses=(PUBLIC,), *, allow_private=False) -> WebhookPoste
                          resolve=resolve)
 
 
+def delivery_error(handler) -> AlertDeliveryError:
+    """The AlertDeliveryError a post to a webhook answered by ``handler`` raises (fails if none)."""
+    async def main():
+        hooks = poster(handler)
+        try:
+            with pytest.raises(AlertDeliveryError) as info:
+                await hooks.post_json("https://hooks.example.com/", b"{}")
+        finally:
+            await hooks.aclose()
+        return info.value
+
+    return run(main)
+
+
 def run(coro_fn):
     return anyio.run(coro_fn)
 
@@ -114,16 +128,7 @@ def test_a_name_resolved_by_us_reaches_a_real_local_receiver_when_private_is_all
 @pytest.mark.parametrize("status, retryable", [(500, True), (503, True), (429, True), (400, False), (404, False),
                                                (302, False)])
 def test_answers_are_classified(status, retryable):
-    async def main():
-        hooks = poster(lambda request: httpx.Response(status, headers={"Location": "http://10.0.0.1/"}))
-        try:
-            with pytest.raises(AlertDeliveryError) as info:
-                await hooks.post_json("https://hooks.example.com/", b"{}")
-        finally:
-            await hooks.aclose()
-        return info.value
-
-    error = run(main)
+    error = delivery_error(lambda request: httpx.Response(status, headers={"Location": "http://10.0.0.1/"}))
     assert error.retryable is retryable and not isinstance(error, AlertRefused)
     if status == 302:
         assert "redirects are not followed" in str(error)
@@ -133,16 +138,7 @@ def test_connection_errors_are_retryable():
     def handler(request):
         raise httpx.ConnectError("refused")
 
-    async def main():
-        hooks = poster(handler)
-        try:
-            with pytest.raises(AlertDeliveryError) as info:
-                await hooks.post_json("https://hooks.example.com/", b"{}")
-        finally:
-            await hooks.aclose()
-        return info.value
-
-    assert run(main).retryable is True
+    assert delivery_error(handler).retryable is True
 
 
 @settings(max_examples=200, deadline=None)
